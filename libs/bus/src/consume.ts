@@ -1,0 +1,112 @@
+// Typed consumption: a durable JetStream pull consumer (or a core subscription) whose every message is
+// decoded and validated before the handler sees it. Invalid -> dead letter + ack; handler error -> retried
+// with a delay, then dead-lettered after maxDeliver attempts. A bad message never stops the consumer.
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection, Subscription } from '@nats-io/nats-core';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import { decode } from './codec.js';
+import { deadLetter } from './deadletter.js';
+import { retry } from './retry.js';
+
+export interface ConsumeOptions<S extends z.ZodType> {
+  nc: NatsConnection;
+  logger: Logger;
+  stream: string;
+  /** Durable consumer name: survives restarts, shared by replicas (each message to one of them). */
+  durable: string;
+  filterSubject: string;
+  schema: S;
+  handler: (value: z.output<S>, meta: { subject: string; seq: number; redelivered: boolean }) => Promise<void>;
+  maxDeliver?: number;
+  /** Where a new durable starts; 'new' skips the history. */
+  deliver?: 'all' | 'new';
+}
+
+export interface Consumption {
+  stop(): Promise<void>;
+}
+
+export async function consume<S extends z.ZodType>(options: ConsumeOptions<S>): Promise<Consumption> {
+  const { nc, logger, stream, durable, filterSubject, schema, handler } = options;
+  const maxDeliver = options.maxDeliver ?? 5;
+  const log = logger.child({ consumer: durable });
+  await retry(
+    async () => {
+      const jsm = await jetstreamManager(nc);
+      await jsm.consumers.add(stream, {
+        durable_name: durable,
+        filter_subject: filterSubject,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: options.deliver === 'new' ? DeliverPolicy.New : DeliverPolicy.All,
+        max_deliver: maxDeliver,
+        // Handlers are quick; 10 s without an ack means the process is stuck or gone.
+        ack_wait: 10_000_000_000,
+      });
+    },
+    { what: `consumer ${durable}`, logger: log, attempts: 40 },
+  );
+  const consumer = await jetstream(nc).consumers.get(stream, durable);
+  const messages = await consumer.consume();
+  const done = (async () => {
+    for await (const m of messages) {
+      const decoded = decode(schema, m.data);
+      if (!decoded.ok) {
+        await deadLetter(nc, log, { subject: m.subject, reason: decoded.reason, data: m.data, consumer: durable });
+        m.term(decoded.reason);
+        continue;
+      }
+      try {
+        await handler(decoded.value, { subject: m.subject, seq: m.seq, redelivered: m.redelivered });
+        m.ack();
+      } catch (error) {
+        const reason = `handler failed: ${(error as Error).message}`;
+        if (m.info.deliveryCount >= maxDeliver) {
+          await deadLetter(nc, log, { subject: m.subject, reason, data: m.data, consumer: durable });
+          m.term(reason);
+        } else {
+          log.warn({ subject: m.subject, err: (error as Error).message, attempt: m.info.deliveryCount }, 'handler failed, will retry');
+          m.nak(250 * 2 ** m.info.deliveryCount);
+        }
+      }
+    }
+  })();
+  return {
+    async stop() {
+      await messages.close();
+      await done;
+    },
+  };
+}
+
+/** Core NATS subscription (health, heartbeats) with the same validation and dead-lettering. */
+export function subscribeValidated<S extends z.ZodType>(options: {
+  nc: NatsConnection;
+  logger: Logger;
+  subject: string;
+  schema: S;
+  name: string;
+  handler: (value: z.output<S>, subject: string) => void;
+  queue?: string;
+}): Subscription {
+  const { nc, logger, subject, schema, name, handler, queue } = options;
+  return nc.subscribe(subject, {
+    ...(queue ? { queue } : {}),
+    callback: (error, m) => {
+      if (error) {
+        logger.error({ err: error.message, subject }, 'subscription error');
+        return;
+      }
+      const decoded = decode(schema, m.data);
+      if (!decoded.ok) {
+        void deadLetter(nc, logger, { subject: m.subject, reason: decoded.reason, data: m.data, consumer: name });
+        return;
+      }
+      try {
+        handler(decoded.value, m.subject);
+      } catch (e) {
+        logger.error({ err: (e as Error).message, subject: m.subject }, 'handler failed');
+      }
+    },
+  });
+}

@@ -1,0 +1,9 @@
+// @live/bus: NATS connection, provisioning, validated publish/consume and dead letters.
+export type { NatsConnection } from '@nats-io/nats-core';
+export * from './codec.js';
+export * from './connect.js';
+export * from './consume.js';
+export * from './deadletter.js';
+export * from './provision.js';
+export * from './publish.js';
+export * from './retry.js';

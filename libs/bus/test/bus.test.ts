@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { lifecycleEvent, streams, subjects } from '@live/contracts';
+import { createLogger } from '@live/log';
+import { type NatsServer, startNatsCluster, startNatsServer, waitFor } from '@live/testing';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { bytes, connectBus, consume, deadLetterSchema, decode, OrderedPublisher, provision } from '../src/index.js';
+
+const logger = createLogger({ service: 'bus-test', level: 'fatal' });
+let server: NatsServer;
+let nc: NatsConnection;
+
+before(async () => {
+  server = await startNatsServer();
+  nc = await connectBus({ servers: [server.url], name: 'bus-test', logger });
+  await provision(nc, logger);
+});
+after(async () => {
+  await nc?.close();
+  await server?.dispose();
+});
+
+const started = (id: string, streamId = 'dlqtest') => ({
+  id,
+  type: 'started' as const,
+  streamId,
+  sessionId: 's1',
+  at: new Date().toISOString(),
+  acceptedAt: Date.now(),
+  source: {
+    url: 'rtmp://127.0.0.1:1/src/x',
+    video: { codec: 'h264' as const, profile: 'High', level: 31, width: 640, height: 360, fps: 30, chromaFormat: 1, bitDepth: 8 },
+    audio: null,
+    announcedKbps: 0,
+    ingestId: 'i1',
+  },
+});
+
+test('provisioning is idempotent and creates every stream and bucket', async () => {
+  await provision(nc, logger);
+  const jsm = await jetstreamManager(nc);
+  for (const name of [streams.events, streams.media, streams.deadLetters]) {
+    assert.equal((await jsm.streams.info(name)).config.name, name);
+  }
+  const kv = await new Kvm(nc).open('stream-keys');
+  assert.equal((await kv.status()).bucket, 'stream-keys');
+});
+
+test('an invalid event is dead-lettered with the reason and the consumer keeps going', async () => {
+  const seen: string[] = [];
+  const consumption = await consume({
+    nc,
+    logger,
+    stream: streams.events,
+    durable: 'dlq-test',
+    filterSubject: 'live.stream.dlqtest.>',
+    schema: lifecycleEvent,
+    handler: async (event) => {
+      seen.push(event.id);
+    },
+  });
+  const js = jetstream(nc);
+  const badSubject = subjects.streamEvent('dlqtest', 'started');
+  await js.publish(badSubject, bytes('{"type":"started","streamId":"UPPER CASE"}'));
+  await js.publish(badSubject, bytes('not json'));
+  const publisher = new OrderedPublisher({ js, logger });
+  assert.ok(await publisher.publish(lifecycleEvent, badSubject, started('good-1'), 'good-1'));
+
+  await waitFor(() => seen.includes('good-1'), { what: 'the valid event after two invalid ones' });
+  const dlq = await jetstream(nc).consumers.get(streams.deadLetters);
+  const letters = [];
+  for (let i = 0; i < 2; i++) {
+    const m = await dlq.next({ expires: 5000 });
+    assert.ok(m, 'a dead letter is stored');
+    assert.equal(m.subject, `live.dlq.${badSubject}`);
+    const letter = decode(deadLetterSchema, m.data);
+    assert.ok(letter.ok);
+    letters.push(letter.value);
+  }
+  assert.match(letters[0]?.reason ?? '', /streamId/);
+  assert.match(letters[1]?.reason ?? '', /not JSON/);
+  assert.equal(letters[1]?.payload, 'not json');
+  assert.deepEqual(seen, ['good-1']);
+  await consumption.stop();
+});
+
+test('publishing a schema-invalid event is refused before it reaches NATS', async () => {
+  const publisher = new OrderedPublisher({ js: jetstream(nc), logger });
+  const bad = { ...started('bad'), streamId: 'Not Valid' };
+  assert.throws(() => publisher.publish(lifecycleEvent, 'live.stream.x.started', bad, 'bad'), /streamId/);
+});
+
+test('the ordered publisher keeps events through a NATS restart, in order, without duplicates', async () => {
+  const js = jetstream(nc);
+  const publisher = new OrderedPublisher({ js, logger });
+  await server.stop();
+  const results = ['r1', 'r2', 'r3'].map((id) =>
+    publisher.publish(lifecycleEvent, subjects.streamEvent('restart', 'started'), started(id, 'restart'), id),
+  );
+  await server.start();
+  assert.deepEqual(await Promise.all(results), [true, true, true]);
+  // Same ids again: deduplicated by the server (Nats-Msg-Id).
+  await publisher.publish(lifecycleEvent, subjects.streamEvent('restart', 'started'), started('r3', 'restart'), 'r3');
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(streams.events, { subjects_filter: 'live.stream.restart.>' });
+  assert.equal(info.state.subjects?.['live.stream.restart.started'], 3);
+});
+
+test('a 3-node cluster provisions replicated streams and survives losing one node', async () => {
+  const cluster = await startNatsCluster(3);
+  const cnc = await connectBus({ servers: cluster.urls, name: 'cluster-test', logger });
+  try {
+    await provision(cnc, logger, { replicas: 3 });
+    const jsm = await jetstreamManager(cnc);
+    const info = await jsm.streams.info(streams.events);
+    assert.equal(info.config.num_replicas, 3);
+    await cluster.servers[2]?.stop();
+    const publisher = new OrderedPublisher({ js: jetstream(cnc), logger });
+    assert.ok(
+      await publisher.publish(lifecycleEvent, subjects.streamEvent('cl', 'started'), started('c1', 'cl'), 'c1'),
+    );
+  } finally {
+    await cnc.close();
+    await cluster.dispose();
+  }
+});

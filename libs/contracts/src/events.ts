@@ -1,0 +1,93 @@
+// Stream lifecycle events (JetStream LIVE_EVENTS, subject live.stream.<streamId>.<type>).
+// A discriminated union on `type`; every event carries an `id` used as the JetStream message id (dedupe).
+import { z } from 'zod';
+import { STREAM_ID_PATTERN } from './subjects.js';
+
+export const streamId = z.string().regex(STREAM_ID_PATTERN, 'stream id must match ^[a-z0-9][a-z0-9_-]{0,63}$');
+
+const base = {
+  id: z.string().min(1).max(128),
+  streamId,
+  /** One live session of a stream: stays the same across reconnects within the grace period. */
+  sessionId: z.string().min(1).max(64),
+  at: z.iso.datetime(),
+};
+
+/** What ingest learned about the source from RTMP metadata and the codec headers. */
+export const sourceInfo = z.object({
+  /** Internal RTMP URL a transcoder plays (not the streamer's key; carries a play token valid on that ingest). */
+  url: z.string().startsWith('rtmp://'),
+  video: z.object({
+    codec: z.literal('h264'),
+    profile: z.string(),
+    level: z.number().nullable(),
+    width: z.number().int().positive(),
+    height: z.number().int().positive(),
+    /** Frames per second as announced in onMetaData (0 when the publisher did not say). */
+    fps: z.number().nonnegative(),
+    chromaFormat: z.number().int(),
+    bitDepth: z.number().int(),
+  }),
+  audio: z
+    .object({
+      codec: z.literal('aac'),
+      sampleRate: z.number().int().nonnegative(),
+      channels: z.number().int().positive(),
+    })
+    .nullable(),
+  /** Announced total bitrate in kbit/s from onMetaData, 0 if unknown. */
+  announcedKbps: z.number().nonnegative(),
+  /** The ingest instance holding the publisher. */
+  ingestId: z.string(),
+});
+export type SourceInfo = z.infer<typeof sourceInfo>;
+
+export const streamStarted = z.object({
+  ...base,
+  type: z.literal('started'),
+  source: sourceInfo,
+  /** When ingest accepted the publish command (ms since epoch, ingest's clock). */
+  acceptedAt: z.number().int(),
+});
+
+export const streamEnded = z.object({
+  ...base,
+  type: z.literal('ended'),
+  reason: z.enum(['publisher_left', 'key_revoked', 'shutdown']),
+  durationMs: z.number().int().nonnegative(),
+});
+
+export const sourceStalled = z.object({
+  ...base,
+  type: z.literal('source_stalled'),
+  /** How long the publisher had sent nothing when the stall was reported. */
+  silentForMs: z.number().int().nonnegative(),
+  /** True when the publisher's connection closed (reconnect grace running), false when it is open but silent. */
+  disconnected: z.boolean(),
+});
+
+export const sourceResumed = z.object({
+  ...base,
+  type: z.literal('source_resumed'),
+  /** data: bytes flow again; reconnect: a new publish within the grace period; takeover: a second publisher replaced the first. */
+  reason: z.enum(['data', 'reconnect', 'takeover']),
+  /** Present when a new publisher connection holds the stream (reconnect, takeover): transcoders must re-pull. */
+  source: sourceInfo.optional(),
+});
+
+export const streamRejected = z.object({
+  ...base,
+  type: z.literal('rejected'),
+  /** Person-readable reason, also logged; for the streamer's page. */
+  reason: z.string(),
+});
+
+export const lifecycleEvent = z.discriminatedUnion('type', [
+  streamStarted,
+  streamEnded,
+  sourceStalled,
+  sourceResumed,
+  streamRejected,
+]);
+export type LifecycleEvent = z.infer<typeof lifecycleEvent>;
+export type LifecycleEventOf<T extends LifecycleEvent['type']> = Extract<LifecycleEvent, { type: T }>;

@@ -1,0 +1,20 @@
+// Source health published by ingest on live.health.ingest.<streamId>, about 5 times a second (core NATS).
+import { z } from 'zod';
+import { streamId } from './events.js';
+
+export const ingestHealth = z.object({
+  streamId,
+  sessionId: z.string(),
+  ingestId: z.string(),
+  at: z.number().int(),
+  /** Bytes received from the publisher per second, over the last second. */
+  bytesPerSec: z.number().nonnegative(),
+  /** Video frames received per second, over the last second. */
+  fps: z.number().nonnegative(),
+  /** Media time between the last two keyframes (ms), null until two were seen. */
+  keyframeIntervalMs: z.number().nonnegative().nullable(),
+  /** Milliseconds since the publisher last sent a byte. */
+  silentForMs: z.number().int().nonnegative(),
+  state: z.enum(['live', 'stalled', 'reconnecting']),
+});
+export type IngestHealth = z.infer<typeof ingestHealth>;

@@ -1,0 +1,7 @@
+// @live/contracts: the one source of truth for subjects, names and payload schemas shared by all services.
+export * from './control.js';
+export * from './events.js';
+export * from './health.js';
+export * from './jetstream.js';
+export * from './kv.js';
+export * from './subjects.js';

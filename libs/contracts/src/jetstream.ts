@@ -1,0 +1,54 @@
+// Storage settings of the platform's JetStream streams and KV buckets: part of the contract, so every
+// service provisions them identically (idempotently) at start-up.
+import { buckets, streams, subjects } from './subjects.js';
+
+const SECOND_NS = 1_000_000_000;
+const HOUR_NS = 3600 * SECOND_NS;
+
+export interface StreamDefinition {
+  name: string;
+  subjects: string[];
+  /** Max age in nanoseconds. */
+  maxAgeNs: number;
+  /** Dedupe window for Nats-Msg-Id, nanoseconds. */
+  duplicateWindowNs: number;
+  description: string;
+}
+
+export const streamDefinitions: StreamDefinition[] = [
+  {
+    name: streams.events,
+    subjects: [subjects.allStreamEvents],
+    // Lifecycle history for a day: enough for the supervisor and packager to rebuild state, small on disk.
+    maxAgeNs: 24 * HOUR_NS,
+    duplicateWindowNs: 2 * 60 * SECOND_NS,
+    description: 'stream lifecycle: started, ended, source_stalled, source_resumed, rejected, assigned, failover',
+  },
+  {
+    name: streams.media,
+    subjects: [subjects.allMedia],
+    // Covers the live window (tens of seconds) with a wide margin for a packager restart.
+    maxAgeNs: 1 * HOUR_NS,
+    duplicateWindowNs: 60 * SECOND_NS,
+    description: 'segment-ready events (metadata only; media bytes go to storage)',
+  },
+  {
+    name: streams.deadLetters,
+    subjects: [subjects.allDeadLetters],
+    maxAgeNs: 7 * 24 * HOUR_NS,
+    duplicateWindowNs: 60 * SECOND_NS,
+    description: 'messages that failed validation, with the reason',
+  },
+];
+
+export interface BucketDefinition {
+  name: string;
+  history: number;
+  description: string;
+}
+
+export const bucketDefinitions: BucketDefinition[] = [
+  { name: buckets.streamKeys, history: 1, description: 'sha256(stream key) -> stream id' },
+  { name: buckets.assignments, history: 5, description: 'stream id -> worker, epoch, source, ladder' },
+  { name: buckets.workers, history: 1, description: 'transcoder worker -> host, pid, slots, free' },
+];

@@ -1,0 +1,13 @@
+// Records stored in JetStream KV buckets.
+import { z } from 'zod';
+import { streamId } from './events.js';
+
+/** stream-keys: <sha256 hex of the plain key> -> which stream it publishes. The plain key is never stored. */
+export const streamKeyRecord = z.object({
+  streamId,
+  /** Short public id of the key (first 8 hex chars of its hash) to name it in logs and revoke it. */
+  keyId: z.string(),
+  label: z.string().optional(),
+  createdAt: z.iso.datetime(),
+});
+export type StreamKeyRecord = z.infer<typeof streamKeyRecord>;

@@ -1,0 +1,82 @@
+// Every NATS subject, stream and bucket name of the platform, built only here.
+// A subject token must match ^[-\w]+$ so that a stream id can never inject a wildcard or an extra level.
+
+const TOKEN = /^[-\w]+$/;
+
+/** Stream (channel) ids: lowercase, usable as a subject token, an RTMP stream name and a storage prefix. */
+export const STREAM_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+export class InvalidSubjectTokenError extends Error {
+  constructor(readonly token: string) {
+    super(`invalid subject token ${JSON.stringify(token)}: must match ${TOKEN}`);
+    this.name = 'InvalidSubjectTokenError';
+  }
+}
+
+export function token(value: string): string {
+  if (!TOKEN.test(value)) throw new InvalidSubjectTokenError(value);
+  return value;
+}
+
+export const LIFECYCLE_TYPES = [
+  'started',
+  'ended',
+  'source_stalled',
+  'source_resumed',
+  'rejected',
+  'assigned',
+  'failover',
+  'drained',
+] as const;
+export type LifecycleType = (typeof LIFECYCLE_TYPES)[number];
+
+export const subjects = {
+  /** live.stream.<streamId>.<type>: lifecycle events, stored in LIVE_EVENTS. */
+  streamEvent: (streamId: string, type: LifecycleType) => `live.stream.${token(streamId)}.${token(type)}`,
+  /** Every lifecycle event of every stream (for consumers and `nats sub`). */
+  allStreamEvents: 'live.stream.>',
+  /** live.media.<streamId>.segment: segment-ready events, stored in LIVE_MEDIA. */
+  mediaSegment: (streamId: string) => `live.media.${token(streamId)}.segment`,
+  allMedia: 'live.media.>',
+  /** live.health.ingest.<streamId>: source health, core NATS, ~5/s. */
+  ingestHealth: (streamId: string) => `live.health.ingest.${token(streamId)}`,
+  allIngestHealth: 'live.health.ingest.*',
+  /** live.health.transcoder.<workerId>: worker heartbeat, core NATS, ~5/s. */
+  transcoderHealth: (workerId: string) => `live.health.transcoder.${token(workerId)}`,
+  allHealth: 'live.health.>',
+  /** live.dlq.<original subject>: messages that failed validation, with the reason; stored in LIVE_DLQ. */
+  deadLetter: (originalSubject: string) => `live.dlq.${originalSubject}`,
+  allDeadLetters: 'live.dlq.>',
+  /** Operator endpoints (request-reply through the NATS services framework). */
+  ctl: {
+    keysCreate: 'live.ctl.keys.create',
+    keysRevoke: 'live.ctl.keys.revoke',
+    ingestStreams: 'live.ctl.ingest.streams',
+  },
+} as const;
+
+/** JetStream stream names. */
+export const streams = {
+  events: 'LIVE_EVENTS',
+  media: 'LIVE_MEDIA',
+  chat: 'CHAT',
+  deadLetters: 'LIVE_DLQ',
+} as const;
+
+/** JetStream KV bucket names. */
+export const buckets = {
+  assignments: 'live-assignments',
+  workers: 'live-workers',
+  streamKeys: 'stream-keys',
+  chatNodes: 'chat-nodes',
+  supervisorLeader: 'supervisor-leader',
+} as const;
+
+/** Names under which each service registers with the NATS services framework ($SRV.*). */
+export const serviceNames = {
+  ingest: 'live-ingest',
+  transcoder: 'live-transcoder',
+  packager: 'live-packager',
+  chat: 'live-chat',
+  supervisor: 'live-supervisor',
+} as const;

@@ -1,0 +1,115 @@
+// Real ffmpeg processes for tests and benchmarks: a synthetic RTMP publisher and ffprobe.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { type Child, startChild } from './process.js';
+
+export interface PublisherOptions {
+  /** rtmp://host:port/app/name */
+  url: string;
+  width?: number;
+  height?: number;
+  fps?: number;
+  /** Keyframe interval in seconds. */
+  gopSeconds?: number;
+  /** Stop after this many seconds (default: run until stopped). */
+  durationSec?: number;
+  /** Video pixel format; yuv444p lets tests send what the ladder must refuse. */
+  pixelFormat?: string;
+  /** Omit the audio track. */
+  noAudio?: boolean;
+  /** Publish a pre-encoded file in a loop with -c copy instead of encoding (cheap: for many publishers). */
+  inputFile?: string;
+}
+
+/** Arguments of the synthetic publisher, kept pure so a test can read them. */
+export function publisherArgs(o: PublisherOptions): string[] {
+  const { width = 640, height = 360, fps = 30, gopSeconds = 1 } = o;
+  const args = ['-hide_banner', '-nostdin', '-loglevel', 'warning'];
+  if (o.inputFile) {
+    // -re: read at native speed like a live encoder; -stream_loop -1: loop the clip forever.
+    args.push('-re', '-stream_loop', '-1', '-i', o.inputFile, '-c', 'copy');
+  } else {
+    args.push('-re', '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${fps}`);
+    if (!o.noAudio) args.push('-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000');
+    args.push(
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-tune',
+      'zerolatency',
+      '-pix_fmt',
+      o.pixelFormat ?? 'yuv420p',
+      '-g',
+      String(Math.max(1, Math.round(fps * gopSeconds))),
+    );
+    if (!o.noAudio) args.push('-c:a', 'aac', '-b:a', '64k');
+  }
+  if (o.durationSec !== undefined) args.push('-t', String(o.durationSec));
+  args.push('-f', 'flv', o.url);
+  return args;
+}
+
+export function startPublisher(options: PublisherOptions): Child {
+  return startChild({ name: 'publisher', command: 'ffmpeg', args: publisherArgs(options) });
+}
+
+/** Encodes a short clip for `inputFile` publishers: 360p H.264 + AAC at a constant ~2.5 Mbit/s. */
+export async function encodeClip(path: string, seconds = 10, kbps = 2400): Promise<void> {
+  await promisify(execFile)('ffmpeg', [
+    '-hide_banner',
+    '-loglevel',
+    'error',
+    '-y',
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc2=size=640x360:rate=30',
+    '-f',
+    'lavfi',
+    '-i',
+    'sine=frequency=440:sample_rate=48000',
+    '-t',
+    String(seconds),
+    '-c:v',
+    'libx264',
+    '-preset',
+    'veryfast',
+    '-g',
+    '60',
+    '-b:v',
+    `${kbps}k`,
+    '-minrate',
+    `${kbps}k`,
+    '-maxrate',
+    `${kbps}k`,
+    '-bufsize',
+    `${kbps}k`,
+    // nal-hrd=cbr pads with filler so the bitrate really is constant, like a streamer's CBR encoder.
+    '-x264-params',
+    'nal-hrd=cbr',
+    '-c:a',
+    'aac',
+    '-b:a',
+    '128k',
+    '-f',
+    'flv',
+    path,
+  ]);
+}
+
+export interface ProbeStream {
+  codec_type: string;
+  codec_name: string;
+  width?: number;
+  height?: number;
+}
+
+export async function ffprobe(url: string, timeoutMs = 10_000): Promise<ProbeStream[]> {
+  const { stdout } = await promisify(execFile)(
+    'ffprobe',
+    ['-v', 'error', '-rw_timeout', String(timeoutMs * 1000), '-show_streams', '-of', 'json', url],
+    { timeout: timeoutMs + 2000 },
+  );
+  return (JSON.parse(stdout) as { streams: ProbeStream[] }).streams;
+}
