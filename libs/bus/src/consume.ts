@@ -17,7 +17,10 @@ export interface ConsumeOptions<S extends z.ZodType> {
   durable: string;
   filterSubject: string;
   schema: S;
-  handler: (value: z.output<S>, meta: { subject: string; seq: number; redelivered: boolean }) => Promise<void>;
+  handler: (
+    value: z.output<S>,
+    meta: { subject: string; seq: number; redelivered: boolean },
+  ) => Promise<void>;
   maxDeliver?: number;
   /** Where a new durable starts; 'new' skips the history. */
   deliver?: 'all' | 'new';
@@ -52,7 +55,12 @@ export async function consume<S extends z.ZodType>(options: ConsumeOptions<S>): 
     for await (const m of messages) {
       const decoded = decode(schema, m.data);
       if (!decoded.ok) {
-        await deadLetter(nc, log, { subject: m.subject, reason: decoded.reason, data: m.data, consumer: durable });
+        await deadLetter(nc, log, {
+          subject: m.subject,
+          reason: decoded.reason,
+          data: m.data,
+          consumer: durable,
+        });
         m.term(decoded.reason);
         continue;
       }
@@ -65,7 +73,10 @@ export async function consume<S extends z.ZodType>(options: ConsumeOptions<S>): 
           await deadLetter(nc, log, { subject: m.subject, reason, data: m.data, consumer: durable });
           m.term(reason);
         } else {
-          log.warn({ subject: m.subject, err: (error as Error).message, attempt: m.info.deliveryCount }, 'handler failed, will retry');
+          log.warn(
+            { subject: m.subject, err: (error as Error).message, attempt: m.info.deliveryCount },
+            'handler failed, will retry',
+          );
           m.nak(250 * 2 ** m.info.deliveryCount);
         }
       }
@@ -99,7 +110,12 @@ export function subscribeValidated<S extends z.ZodType>(options: {
       }
       const decoded = decode(schema, m.data);
       if (!decoded.ok) {
-        void deadLetter(nc, logger, { subject: m.subject, reason: decoded.reason, data: m.data, consumer: name });
+        void deadLetter(nc, logger, {
+          subject: m.subject,
+          reason: decoded.reason,
+          data: m.data,
+          consumer: name,
+        });
         return;
       }
       try {

@@ -31,13 +31,19 @@ export async function deadLetter(
     consumer: letter.consumer,
     at: new Date().toISOString(),
   };
-  logger.warn({ subject: letter.subject, reason: letter.reason, consumer: letter.consumer }, 'invalid message dead-lettered');
+  logger.warn(
+    { subject: letter.subject, reason: letter.reason, consumer: letter.consumer },
+    'invalid message dead-lettered',
+  );
   const dlqSubject = subjects.deadLetter(letter.subject);
   try {
     await jetstream(nc).publish(dlqSubject, encode(deadLetterSchema, body), { timeout: 2000 });
   } catch (error) {
     // JetStream unavailable: still make it visible to `nats sub 'live.dlq.>'`.
     nc.publish(dlqSubject, encode(deadLetterSchema, body));
-    logger.error({ err: (error as Error).message, subject: dlqSubject }, 'dead letter not stored in LIVE_DLQ');
+    logger.error(
+      { err: (error as Error).message, subject: dlqSubject },
+      'dead letter not stored in LIVE_DLQ',
+    );
   }
 }

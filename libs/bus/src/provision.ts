@@ -43,7 +43,11 @@ async function ensureStreams(jsm: JetStreamManager, replicas: number, logger: Lo
   }
 }
 
-export async function provision(nc: NatsConnection, logger: Logger, options: ProvisionOptions = {}): Promise<void> {
+export async function provision(
+  nc: NatsConnection,
+  logger: Logger,
+  options: ProvisionOptions = {},
+): Promise<void> {
   const replicas = options.replicas ?? 1;
   await retry(
     async () => {

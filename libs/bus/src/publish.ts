@@ -36,13 +36,21 @@ export class OrderedPublisher {
   }
 
   /** Validates now (throws on a programming error); resolves true once stored, false if given up. */
-  publish<S extends z.ZodType>(schema: S, subject: string, value: z.input<S>, msgID: string): Promise<boolean> {
+  publish<S extends z.ZodType>(
+    schema: S,
+    subject: string,
+    value: z.input<S>,
+    msgID: string,
+  ): Promise<boolean> {
     const data = encode(schema, value);
     return new Promise((resolve) => {
       this.queue.push({ subject, data, msgID, queuedAt: Date.now(), resolve });
       if (this.queue.length > this.maxQueued) {
         const dropped = this.queue.shift();
-        this.options.logger.error({ subject: dropped?.subject }, 'publish queue full, dropped the oldest event');
+        this.options.logger.error(
+          { subject: dropped?.subject },
+          'publish queue full, dropped the oldest event',
+        );
         dropped?.resolve(false);
       }
       void this.drain();
@@ -85,7 +93,10 @@ export class OrderedPublisher {
             continue;
           }
           if (delay === 100) {
-            this.options.logger.warn({ subject: next.subject, err: (error as Error).message }, 'publish failed, retrying');
+            this.options.logger.warn(
+              { subject: next.subject, err: (error as Error).message },
+              'publish failed, retrying',
+            );
           }
           await new Promise((r) => setTimeout(r, delay));
           delay = Math.min(2000, delay * 2);

@@ -21,7 +21,10 @@ export async function retry<T>(fn: () => Promise<T>, options: RetryOptions): Pro
     } catch (error) {
       if (attempt >= attempts || isStopped?.()) throw error;
       if (attempt === 1 || attempt % 10 === 0) {
-        logger?.warn({ err: error instanceof Error ? error.message : error, attempt }, `${what} failed, retrying`);
+        logger?.warn(
+          { err: error instanceof Error ? error.message : error, attempt },
+          `${what} failed, retrying`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, delay * (0.75 + Math.random() * 0.5)));
       delay = Math.min(maxDelayMs, delay * 2);

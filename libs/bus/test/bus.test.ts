@@ -6,7 +6,15 @@ import { type NatsServer, startNatsCluster, startNatsServer, waitFor } from '@li
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { bytes, connectBus, consume, deadLetterSchema, decode, OrderedPublisher, provision } from '../src/index.js';
+import {
+  bytes,
+  connectBus,
+  consume,
+  deadLetterSchema,
+  decode,
+  OrderedPublisher,
+  provision,
+} from '../src/index.js';
 
 const logger = createLogger({ service: 'bus-test', level: 'fatal' });
 let server: NatsServer;
@@ -31,7 +39,16 @@ const started = (id: string, streamId = 'dlqtest') => ({
   acceptedAt: Date.now(),
   source: {
     url: 'rtmp://127.0.0.1:1/src/x',
-    video: { codec: 'h264' as const, profile: 'High', level: 31, width: 640, height: 360, fps: 30, chromaFormat: 1, bitDepth: 8 },
+    video: {
+      codec: 'h264' as const,
+      profile: 'High',
+      level: 31,
+      width: 640,
+      height: 360,
+      fps: 30,
+      chromaFormat: 1,
+      bitDepth: 8,
+    },
     audio: null,
     announcedKbps: 0,
     ingestId: 'i1',
@@ -102,7 +119,12 @@ test('the ordered publisher keeps events through a NATS restart, in order, witho
   await server.start();
   assert.deepEqual(await Promise.all(results), [true, true, true]);
   // Same ids again: deduplicated by the server (Nats-Msg-Id).
-  await publisher.publish(lifecycleEvent, subjects.streamEvent('restart', 'started'), started('r3', 'restart'), 'r3');
+  await publisher.publish(
+    lifecycleEvent,
+    subjects.streamEvent('restart', 'started'),
+    started('r3', 'restart'),
+    'r3',
+  );
   const jsm = await jetstreamManager(nc);
   const info = await jsm.streams.info(streams.events, { subjects_filter: 'live.stream.restart.>' });
   assert.equal(info.state.subjects?.['live.stream.restart.started'], 3);
@@ -119,7 +141,12 @@ test('a 3-node cluster provisions replicated streams and survives losing one nod
     await cluster.servers[2]?.stop();
     const publisher = new OrderedPublisher({ js: jetstream(cnc), logger });
     assert.ok(
-      await publisher.publish(lifecycleEvent, subjects.streamEvent('cl', 'started'), started('c1', 'cl'), 'c1'),
+      await publisher.publish(
+        lifecycleEvent,
+        subjects.streamEvent('cl', 'started'),
+        started('c1', 'cl'),
+        'c1',
+      ),
     );
   } finally {
     await cnc.close();

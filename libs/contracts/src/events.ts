@@ -3,7 +3,9 @@
 import { z } from 'zod';
 import { STREAM_ID_PATTERN } from './subjects.js';
 
-export const streamId = z.string().regex(STREAM_ID_PATTERN, 'stream id must match ^[a-z0-9][a-z0-9_-]{0,63}$');
+export const streamId = z
+  .string()
+  .regex(STREAM_ID_PATTERN, 'stream id must match ^[a-z0-9][a-z0-9_-]{0,63}$');
 
 const base = {
   id: z.string().min(1).max(128),

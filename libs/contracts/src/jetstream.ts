@@ -22,7 +22,8 @@ export const streamDefinitions: StreamDefinition[] = [
     // Lifecycle history for a day: enough for the supervisor and packager to rebuild state, small on disk.
     maxAgeNs: 24 * HOUR_NS,
     duplicateWindowNs: 2 * 60 * SECOND_NS,
-    description: 'stream lifecycle: started, ended, source_stalled, source_resumed, rejected, assigned, failover',
+    description:
+      'stream lifecycle: started, ended, source_stalled, source_resumed, rejected, assigned, failover',
   },
   {
     name: streams.media,

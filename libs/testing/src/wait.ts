@@ -3,7 +3,9 @@ import { createServer } from 'node:net';
 
 export class WaitTimeoutError extends Error {
   constructor(what: string, timeoutMs: number, last?: unknown) {
-    super(`timed out after ${timeoutMs} ms waiting for ${what}${last === undefined ? '' : ` (last: ${String(last)})`}`);
+    super(
+      `timed out after ${timeoutMs} ms waiting for ${what}${last === undefined ? '' : ` (last: ${String(last)})`}`,
+    );
     this.name = 'WaitTimeoutError';
   }
 }

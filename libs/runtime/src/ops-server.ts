@@ -1,0 +1,69 @@
+// The HTTP face every service shows Kubernetes and Prometheus: /healthz (liveness), /readyz (readiness,
+// with the reason when not ready) and /metrics (prom-client).
+import { createServer, type Server } from 'node:http';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+
+/** A metrics registry with Node's default metrics and a `service` label on every series. */
+export function createMetrics(service: string): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+export interface OpsServerOptions {
+  port: number;
+  host?: string;
+  logger: Logger;
+  metrics: Registry;
+  /** Returns null when ready, or the reason it is not (shown in the 503 body). */
+  notReadyReason: () => string | null;
+}
+
+export interface OpsServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export async function startOpsServer(options: OpsServerOptions): Promise<OpsServer> {
+  const { logger, metrics, notReadyReason } = options;
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET') {
+      res.writeHead(405).end();
+      return;
+    }
+    if (path === '/healthz') {
+      // Liveness: answering at all means the event loop turns; nothing else is checked here, so a NATS
+      // outage does not make Kubernetes kill a pod that is still serving its streams.
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    } else if (path === '/readyz') {
+      const reason = notReadyReason();
+      if (reason === null) res.writeHead(200, { 'content-type': 'text/plain' }).end('ready\n');
+      else res.writeHead(503, { 'content-type': 'text/plain' }).end(`not ready: ${reason}\n`);
+    } else if (path === '/metrics') {
+      metrics
+        .metrics()
+        .then((body) => res.writeHead(200, { 'content-type': metrics.contentType }).end(body))
+        .catch((error: Error) => res.writeHead(500).end(error.message));
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host ?? '0.0.0.0', resolve);
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  logger.info({ port }, 'ops HTTP listening (/healthz /readyz /metrics)');
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
