@@ -55,7 +55,7 @@ export const streamStarted = z.object({
 export const streamEnded = z.object({
   ...base,
   type: z.literal('ended'),
-  reason: z.enum(['publisher_left', 'key_revoked', 'shutdown']),
+  reason: z.enum(['publisher_left', 'key_revoked', 'rejected', 'shutdown']),
   durationMs: z.number().int().nonnegative(),
 });
 

@@ -3,4 +3,5 @@ export * from './ffmpeg.js';
 export * from './nats.js';
 export * from './process.js';
 export * from './rtmp.js';
+export * from './service.js';
 export * from './wait.js';

@@ -102,8 +102,11 @@ export class RawRtmpClient {
 
   /** An onMetaData data message of roughly `bytes` bytes. */
   metadata(bytes: number): void {
-    const filler = 'x'.repeat(Math.max(0, bytes - 64));
-    const payload = Buffer.concat([amf0('@setDataFrame'), amf0('onMetaData'), amf0({ width: 640, filler })]);
+    // AMF0 strings hold at most 65535 bytes: spread the filler over several properties.
+    const fields: Record<string, Amf> = { width: 640 };
+    for (let i = 0; i * 60_000 < bytes; i++)
+      fields[`filler${i}`] = 'x'.repeat(Math.min(60_000, bytes - i * 60_000));
+    const payload = Buffer.concat([amf0('@setDataFrame'), amf0('onMetaData'), amf0(fields)]);
     this.message(4, 18, 1, payload);
   }
 

@@ -1,0 +1,50 @@
+// Starts one of the platform's services as its own process (as in production), from source, and waits
+// until its /readyz says ready.
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Child, startChild } from './process.js';
+import { waitFor } from './wait.js';
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+
+export interface ServiceProcessOptions {
+  /** services/<name>/src/main.ts */
+  service: string;
+  env: Record<string, string>;
+  /** Port of its ops HTTP server, to wait for /readyz. */
+  opsPort: number;
+  /** Collects the service's log lines (JSON). */
+  onLine?: (line: string) => void;
+  timeoutMs?: number;
+}
+
+export function serviceCommand(service: string, entry = 'main.ts'): { command: string; args: string[] } {
+  return {
+    command: process.execPath,
+    args: ['--conditions=source', '--import', 'tsx', join(repoRoot, 'services', service, 'src', entry)],
+  };
+}
+
+export async function startServiceProcess(options: ServiceProcessOptions): Promise<Child> {
+  const { command, args } = serviceCommand(options.service);
+  const child = startChild({
+    name: options.service,
+    command,
+    args,
+    cwd: repoRoot,
+    env: { ...process.env, LOG_LEVEL: 'debug', ...options.env },
+    onLine: options.onLine ? (line) => options.onLine?.(line) : undefined,
+  });
+  await waitFor(
+    async () => {
+      if (child.hasExited())
+        throw new Error(`${options.service} exited:\n${child.tail().slice(-20).join('\n')}`);
+      return (await fetch(`http://127.0.0.1:${options.opsPort}/readyz`)).ok;
+    },
+    { timeoutMs: options.timeoutMs ?? 20_000, what: `${options.service} to be ready` },
+  ).catch((error: Error) => {
+    child.signal('SIGKILL');
+    throw new Error(`${error.message}\n${child.tail().slice(-20).join('\n')}`);
+  });
+  return child;
+}
