@@ -1,0 +1,197 @@
+// `npm start`: the whole platform on one machine. A nats-server child with JetStream in .data/nats, then
+// every service as its own process (as in production), their logs interleaved with a service prefix, a
+// stream key for the demo channel, and (with --demo) a synthetic publisher on it. Ctrl-C stops everything
+// in reverse order.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { bytes, decode, text } from '@live/bus';
+import { createKeyReply, lifecycleEvent, revokeKeyReply, subjects } from '@live/contracts';
+import {
+  type Child,
+  natsServerBinary,
+  repoRoot,
+  serviceCommand,
+  startChild,
+  startPublisher,
+  waitFor,
+} from '@live/testing';
+import { connect } from '@nats-io/transport-node';
+
+const { values: args } = parseArgs({
+  options: {
+    demo: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (args.help) {
+  console.log(
+    'npm start [-- --demo]   run the platform locally; --demo also publishes a test stream as "demo"',
+  );
+  process.exit(0);
+}
+
+// Local defaults (design.md): RTMP 1935, NATS 4222 (monitoring 8222), ops ports 91xx.
+const ports = { rtmp: 1935, nats: 4222, natsMonitor: 8222, ingestOps: 9101 };
+const dataDir = join(repoRoot, '.data');
+const natsUrl = `nats://127.0.0.1:${ports.nats}`;
+const children: Child[] = [];
+
+const colors: Record<string, string> = { nats: '35', ingest: '36', demo: '33', local: '32' };
+const SEVERITY_COLOR: Record<string, string> = { WARNING: '33', ERROR: '31', CRITICAL: '31' };
+function print(name: string, line: string): void {
+  let body = line;
+  try {
+    const {
+      severity = 'INFO',
+      message = '',
+      time: _t,
+      service: _s,
+      ...rest
+    } = JSON.parse(line) as Record<string, unknown>;
+    const fields = Object.entries(rest)
+      .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+      .join(' ');
+    const sev = String(severity);
+    body = `\x1b[${SEVERITY_COLOR[sev] ?? '0'}m${sev.padEnd(7)}\x1b[0m ${String(message)} \x1b[2m${fields}\x1b[0m`;
+  } catch {
+    // not JSON (nats-server, ffmpeg): print as is
+  }
+  const time = new Date().toISOString().slice(11, 19);
+  console.log(`${time} \x1b[${colors[name] ?? '0'}m${name.padEnd(10)}\x1b[0m ${body}`);
+}
+
+function spawnService(name: string, env: Record<string, string>): Child {
+  const { command, args: argv } = serviceCommand(name);
+  const child = startChild({
+    name,
+    command,
+    args: argv,
+    cwd: repoRoot,
+    env: { ...process.env, NATS_URL: natsUrl, ...env },
+    onLine: (line) => print(name, line),
+  });
+  children.push(child);
+  void child.exited.then((exit) => {
+    if (!stopping) {
+      print('local', `${name} exited (${exit.code ?? exit.signal}); stopping everything`);
+      void stop(1);
+    }
+  });
+  return child;
+}
+
+async function ready(name: string, opsPort: number, child: Child): Promise<void> {
+  await waitFor(
+    async () => {
+      if (child.hasExited()) throw new Error(`${name} exited`);
+      return (await fetch(`http://127.0.0.1:${opsPort}/readyz`)).ok;
+    },
+    { timeoutMs: 60_000, what: `${name} to be ready` },
+  );
+}
+
+let stopping = false;
+async function stop(code = 0): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  print('local', 'stopping...');
+  for (const child of [...children].reverse()) await child.stop('SIGTERM', 8000);
+  process.exit(code);
+}
+process.on('SIGINT', () => void stop());
+process.on('SIGTERM', () => void stop());
+
+async function main(): Promise<void> {
+  mkdirSync(join(dataDir, 'nats'), { recursive: true });
+  print('local', `starting nats-server with JetStream (store ${join(dataDir, 'nats')})`);
+  const nats = startChild({
+    name: 'nats',
+    command: natsServerBinary(),
+    args: [
+      '-a',
+      '127.0.0.1',
+      '-p',
+      String(ports.nats),
+      '-m',
+      String(ports.natsMonitor),
+      '-js',
+      '-sd',
+      join(dataDir, 'nats'),
+      '--server_name',
+      'local',
+    ],
+    onLine: (line) => print('nats', line),
+  });
+  children.push(nats);
+  await waitFor(
+    async () => {
+      if (nats.hasExited())
+        throw new Error(`nats-server exited (is port ${ports.nats} in use by another nats-server?)`);
+      return (await fetch(`http://127.0.0.1:${ports.natsMonitor}/healthz`)).ok;
+    },
+    { timeoutMs: 10_000, what: 'nats-server' },
+  );
+
+  const ingest = spawnService('ingest', {
+    INGEST_RTMP_PORT: String(ports.rtmp),
+    INGEST_OPS_PORT: String(ports.ingestOps),
+  });
+  await ready('ingest', ports.ingestOps, ingest);
+
+  // A fresh key for the demo channel every start: the old ones are revoked, the new one shown once.
+  const nc = await connect({ servers: [natsUrl], name: 'local launcher' });
+  const revoked = decode(
+    revokeKeyReply,
+    (await nc.request(subjects.ctl.keysRevoke, bytes('{"streamId":"demo"}'), { timeout: 5000 })).data,
+  );
+  if (!revoked.ok) throw new Error('could not reset the demo key');
+  const reply = await nc.request(subjects.ctl.keysCreate, bytes('{"streamId":"demo","label":"npm start"}'), {
+    timeout: 5000,
+  });
+  const created = decode(createKeyReply, reply.data);
+  if (!created.ok) throw new Error(`could not create the demo key: ${text(reply.data)}`);
+
+  // Show the lifecycle as it happens, so a newcomer sees the platform react.
+  nc.subscribe(subjects.allStreamEvents, {
+    callback: (_e, m) => {
+      const d = decode(lifecycleEvent, m.data);
+      if (!d.ok) return;
+      const e = d.value;
+      const detail =
+        e.type === 'started'
+          ? `${e.source.video.width}x${e.source.video.height}@${e.source.video.fps} ${e.source.video.profile}`
+          : 'reason' in e
+            ? e.reason
+            : '';
+      print('local', `event: ${e.streamId} ${e.type} ${detail}`);
+    },
+  });
+
+  if (args.demo) {
+    const demo = startPublisher({ url: `rtmp://127.0.0.1:${ports.rtmp}/live/${created.value.streamKey}` });
+    children.push(demo);
+    void demo.exited.then(
+      () => !stopping && print('demo', `publisher exited: ${demo.tail().slice(-3).join(' | ')}`),
+    );
+  }
+
+  console.log(`
+  \x1b[1mLive platform is running.\x1b[0m
+    Stream from OBS:  Settings > Stream > Service "Custom"
+                      Server      rtmp://localhost:${ports.rtmp}/live
+                      Stream key  ${created.value.streamKey}   (channel "demo"; shown once, new at every start)
+    New keys:         npm run keys -- create <channel>
+    Watch:            the HLS player arrives with the media path (transcoder + packager); until then
+                      follow the stream's events here, or: nats sub 'live.>' --server ${natsUrl}
+    NATS:             ${natsUrl}  (monitoring http://localhost:${ports.natsMonitor})
+    Ingest health:    http://localhost:${ports.ingestOps}/readyz  /metrics
+  ${args.demo ? 'A synthetic test stream is publishing on "demo".' : 'Tip: npm start -- --demo publishes a test stream on "demo".'}
+  Ctrl-C stops everything.
+`);
+}
+
+main().catch((error: unknown) => {
+  print('local', `failed: ${(error as Error).message}`);
+  void stop(1);
+});
