@@ -46,7 +46,9 @@ export function publisherArgs(o: PublisherOptions): string[] {
     if (!o.noAudio) args.push('-c:a', 'aac', '-b:a', '64k');
   }
   if (o.durationSec !== undefined) args.push('-t', String(o.durationSec));
-  args.push('-f', 'flv', o.url);
+  // Like OBS (librtmp sets TCP_NODELAY): without it Nagle holds ffmpeg's small header writes for the
+  // receiver's delayed ACK (~40 ms).
+  args.push('-tcp_nodelay', '1', '-f', 'flv', o.url);
   return args;
 }
 

@@ -7,6 +7,8 @@
 //   disconnected. A streamer whose OBS reconnects after a silent network drop is the common case, and
 //   the old TCP connection may not have closed yet; refusing would lock the streamer out.
 // - A source the ladder cannot take (not H.264/AAC, 4:4:4, 10-bit) is refused with `rejected`.
+// - `started` goes out as soon as the codec headers describe the source (both headers, or video header +
+//   first keyframe for a source without audio); no need to wait for media.
 // Source health goes to live.health.ingest.<streamId> every INGEST_HEALTH_INTERVAL_MS.
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { encode, type NatsConnection, type OrderedPublisher } from '@live/bus';
@@ -169,7 +171,7 @@ export class LiveStreams implements RtmpHooks {
     if (stream.startTimer) clearTimeout(stream.startTimer);
     stream.startTimer = setTimeout(() => {
       if (stream.announce !== null) {
-        this.refuseSource(stream, `no H.264 keyframe within ${this.o.startTimeoutMs} ms of publishing`);
+        this.refuseSource(stream, `no H.264 video within ${this.o.startTimeoutMs} ms of publishing`);
       }
     }, this.o.startTimeoutMs);
     this.log.info({ streamId, sessionId: stream.sessionId, peer: session.ip }, 'publish accepted');
@@ -200,11 +202,15 @@ export class LiveStreams implements RtmpHooks {
     if (!stream) return;
     try {
       switch (packet.flags) {
+        // The source is described (and announced) once both codec headers are in; a source without
+        // audio is announced at its first keyframe.
         case 0:
           stream.audio = parseAudioHeader(packet.data);
+          if (stream.announce !== null && stream.video) this.announce(stream);
           break;
         case 2:
           stream.video = parseVideoHeader(packet.data);
+          if (stream.announce !== null && stream.audio) this.announce(stream);
           break;
         case 3:
           stream.frames++;
