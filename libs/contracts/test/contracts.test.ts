@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  InvalidSubjectTokenError,
+  LIFECYCLE_TYPES,
+  lifecycleEvent,
+  STREAM_ID_PATTERN,
+  streamDefinitions,
+  subjects,
+} from '../src/index.js';
+
+test('subjects are built from validated tokens only', () => {
+  assert.equal(subjects.streamEvent('demo', 'started'), 'live.stream.demo.started');
+  assert.equal(subjects.ingestHealth('demo'), 'live.health.ingest.demo');
+  assert.equal(subjects.deadLetter('live.stream.demo.started'), 'live.dlq.live.stream.demo.started');
+  for (const bad of ['a.b', 'a*', '>', 'a b', '']) {
+    assert.throws(() => subjects.streamEvent(bad, 'started'), InvalidSubjectTokenError);
+  }
+});
+
+test('every lifecycle subject falls inside the LIVE_EVENTS stream, and streams do not overlap', () => {
+  const events = streamDefinitions.find((d) => d.name === 'LIVE_EVENTS');
+  assert.deepEqual(events?.subjects, ['live.stream.>']);
+  for (const type of LIFECYCLE_TYPES) assert.match(subjects.streamEvent('x', type), /^live\.stream\./);
+  const all = streamDefinitions.flatMap((d) => d.subjects.map((s) => s.replace('>', '')));
+  for (const a of all) for (const b of all) if (a !== b) assert.ok(!a.startsWith(b), `${a} overlaps ${b}`);
+});
+
+test('stream ids are lowercase subject-safe tokens', () => {
+  assert.ok(STREAM_ID_PATTERN.test('demo'));
+  assert.ok(STREAM_ID_PATTERN.test('my-channel_2'));
+  for (const bad of ['Demo', '-x', 'a.b', 'x'.repeat(65)]) assert.ok(!STREAM_ID_PATTERN.test(bad), bad);
+});
+
+test('lifecycle events are a discriminated union that rejects what it does not know', () => {
+  const base = { id: '1', streamId: 'demo', sessionId: 's', at: new Date().toISOString() };
+  const ok = lifecycleEvent.safeParse({ ...base, type: 'ended', reason: 'publisher_left', durationMs: 5 });
+  assert.ok(ok.success);
+  assert.ok(!lifecycleEvent.safeParse({ ...base, type: 'ended', reason: 'bored', durationMs: 5 }).success);
+  assert.ok(!lifecycleEvent.safeParse({ ...base, type: 'exploded' }).success);
+  assert.ok(
+    !lifecycleEvent.safeParse({
+      ...base,
+      streamId: 'UP',
+      type: 'source_stalled',
+      silentForMs: 1,
+      disconnected: false,
+    }).success,
+  );
+});

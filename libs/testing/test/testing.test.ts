@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { publisherArgs, startChild, WaitTimeoutError, waitFor, within } from '../src/index.js';
+
+test('the synthetic publisher encodes a live-like H.264/AAC stream with TCP_NODELAY, like OBS', () => {
+  assert.deepEqual(
+    publisherArgs({ url: 'rtmp://h/live/k', width: 320, height: 180, fps: 25, gopSeconds: 2 }),
+    [
+      '-hide_banner',
+      '-nostdin',
+      '-loglevel',
+      'warning',
+      '-re',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc2=size=320x180:rate=25',
+      '-f',
+      'lavfi',
+      '-i',
+      'sine=frequency=440:sample_rate=48000',
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-tune',
+      'zerolatency',
+      '-pix_fmt',
+      'yuv420p',
+      '-g',
+      '50',
+      '-c:a',
+      'aac',
+      '-b:a',
+      '64k',
+      '-tcp_nodelay',
+      '1',
+      '-f',
+      'flv',
+      'rtmp://h/live/k',
+    ],
+  );
+});
+
+test('waitFor returns the first truthy value and names what it waited for on timeout', async () => {
+  let n = 0;
+  assert.equal(await waitFor(() => (++n >= 3 ? n : undefined), { intervalMs: 1 }), 3);
+  await assert.rejects(
+    waitFor(() => false, { timeoutMs: 30, what: 'the moon' }),
+    (e: unknown) => {
+      return e instanceof WaitTimeoutError && /the moon/.test(e.message);
+    },
+  );
+});
+
+test('a child process is stopped by its pid, escalating to SIGKILL', async () => {
+  const child = startChild({
+    name: 'stubborn',
+    command: 'sh',
+    args: ['-c', 'trap "" TERM; echo up; sleep 30'],
+  });
+  await waitFor(() => child.tail().includes('up'), { what: 'the child to start' });
+  const exit = await within(child.stop('SIGTERM', 100), 5000, 'the child to stop');
+  assert.equal(exit.signal, 'SIGKILL');
+});
