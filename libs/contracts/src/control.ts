@@ -25,19 +25,5 @@ export const revokeKeyReply = z.object({
   kicked: z.number().int().nonnegative(),
 });
 
-export const ingestStreamsReply = z.object({
-  ingestId: z.string(),
-  streams: z.array(
-    z.object({
-      streamId,
-      sessionId: z.string(),
-      state: z.enum(['starting', 'live', 'stalled', 'reconnecting']),
-      since: z.number().int(),
-      bytesPerSec: z.number(),
-      fps: z.number(),
-    }),
-  ),
-});
-
 /** Error body of a refused operator request (also sent as Nats-Service-Error headers). */
 export const ctlError = z.object({ error: z.string() });

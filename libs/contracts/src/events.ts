@@ -84,12 +84,34 @@ export const streamRejected = z.object({
   reason: z.string(),
 });
 
+/** A worker's ffmpeg failed (exit, crash); the last stderr lines say why. */
+export const transcodeFailed = z.object({
+  ...base,
+  type: z.literal('transcode_failed'),
+  workerId: z.string(),
+  epoch: z.number().int().positive(),
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  lastLines: z.array(z.string()).max(50),
+});
+
+/** The supervisor (re)assigned the stream: who transcodes it from which epoch on. */
+export const streamAssigned = z.object({
+  ...base,
+  type: z.literal('assigned'),
+  workerId: z.string(),
+  epoch: z.number().int().positive(),
+  renditions: z.array(z.string()),
+});
+
 export const lifecycleEvent = z.discriminatedUnion('type', [
   streamStarted,
   streamEnded,
   sourceStalled,
   sourceResumed,
   streamRejected,
+  transcodeFailed,
+  streamAssigned,
 ]);
 export type LifecycleEvent = z.infer<typeof lifecycleEvent>;
 export type LifecycleEventOf<T extends LifecycleEvent['type']> = Extract<LifecycleEvent, { type: T }>;

@@ -4,4 +4,5 @@ export * from './events.js';
 export * from './health.js';
 export * from './jetstream.js';
 export * from './kv.js';
+export * from './media.js';
 export * from './subjects.js';

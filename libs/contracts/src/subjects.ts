@@ -24,6 +24,7 @@ export const LIFECYCLE_TYPES = [
   'source_stalled',
   'source_resumed',
   'rejected',
+  'transcode_failed',
   'assigned',
   'failover',
   'drained',
@@ -51,8 +52,11 @@ export const subjects = {
   ctl: {
     keysCreate: 'live.ctl.keys.create',
     keysRevoke: 'live.ctl.keys.revoke',
-    ingestStreams: 'live.ctl.ingest.streams',
+    /** Per worker: the supervisor addresses one worker, not a queue group. */
+    transcoderAssign: (workerId: string) => `live.ctl.transcoder.${token(workerId)}.assign`,
+    transcoderRevoke: (workerId: string) => `live.ctl.transcoder.${token(workerId)}.revoke`,
   },
+  allTranscoderHealth: 'live.health.transcoder.*',
 } as const;
 
 /** JetStream stream names. */

@@ -48,3 +48,24 @@ test('lifecycle events are a discriminated union that rejects what it does not k
     }).success,
   );
 });
+
+test('the ladder never exceeds the source size or frame rate and keeps its aspect ratio', async () => {
+  const { selectLadder } = await import('../src/index.js');
+  assert.deepEqual(
+    selectLadder({ width: 1280, height: 720, fps: 30 }).map(
+      (r) => `${r.name} ${r.width}x${r.height}@${r.fps}`,
+    ),
+    ['720p 1280x720@30', '480p 854x480@30', '360p 640x360@30'],
+  );
+  assert.deepEqual(
+    selectLadder({ width: 640, height: 360, fps: 25 }).map((r) => `${r.width}x${r.height}@${r.fps}`),
+    ['640x360@25'],
+  );
+  // Smaller than every preset: one rendition at the source's own size.
+  assert.deepEqual(
+    selectLadder({ width: 320, height: 180, fps: 30 }).map((r) => `${r.name} ${r.width}x${r.height}`),
+    ['180p 320x180'],
+  );
+  // A 4:3 source keeps its shape.
+  assert.equal(selectLadder({ width: 1440, height: 1080, fps: 60 })[0]?.width, 1440);
+});

@@ -1,0 +1,132 @@
+// The media path's contracts: the ABR ladder, segment events (LIVE_MEDIA), assignments and workers (KV),
+// transcoder heartbeats and the supervisor -> worker commands.
+import { z } from 'zod';
+import { sourceInfo, streamId } from './events.js';
+
+/** One rung of the ABR ladder, as the transcoder encodes it. */
+export const rendition = z.object({
+  /** Name used in object keys and playlist names, e.g. "360p". */
+  name: z.string().regex(/^[a-z0-9]+$/),
+  width: z.number().int().positive().multipleOf(2),
+  height: z.number().int().positive().multipleOf(2),
+  fps: z.number().positive(),
+  videoKbps: z.number().int().positive(),
+  audioKbps: z.number().int().nonnegative(),
+});
+export type Rendition = z.infer<typeof rendition>;
+
+/** A segment (or the init segment) uploaded to storage: published on live.media.<streamId>.segment. */
+export const segmentEvent = z.object({
+  type: z.literal('segment'),
+  id: z.string(),
+  streamId,
+  epoch: z.number().int().positive(),
+  workerId: z.string(),
+  rendition,
+  kind: z.enum(['init', 'media']),
+  /** ffmpeg's sequence number within this epoch and rendition (0 for init). */
+  sequence: z.number().int().nonnegative(),
+  durationMs: z.number().nonnegative(),
+  /** Storage object key. */
+  key: z.string(),
+  bytes: z.number().int().nonnegative(),
+  /** Wall-clock time of the segment's first frame (EXT-X-PROGRAM-DATE-TIME). */
+  programDateTime: z.iso.datetime({ offset: true }).nullable(),
+  /** RFC 6381 codecs of the rendition, e.g. "avc1.64001f,mp4a.40.2" (from the init segment). */
+  codecs: z.string(),
+  /** When the worker saw the segment complete (ms since epoch). */
+  completedAt: z.number().int(),
+});
+export type SegmentEvent = z.infer<typeof segmentEvent>;
+
+/** live-assignments: <streamId> -> who transcodes it. Written only by the supervisor, with compare-and-set. */
+export const assignmentRecord = z.object({
+  streamId,
+  workerId: z.string(),
+  /** Incremented on every (re)assignment; segments of older epochs are fenced out. */
+  epoch: z.number().int().positive(),
+  source: sourceInfo,
+  ladder: z.array(rendition).min(1),
+  assignedAt: z.iso.datetime(),
+});
+export type AssignmentRecord = z.infer<typeof assignmentRecord>;
+
+/** live-workers: <workerId> -> static facts; liveness comes from heartbeats, not from this record. */
+export const workerRecord = z.object({
+  workerId: z.string(),
+  host: z.string(),
+  pid: z.number().int(),
+  slots: z.number().int().positive(),
+  version: z.string(),
+  startedAt: z.iso.datetime(),
+});
+export type WorkerRecord = z.infer<typeof workerRecord>;
+
+export const workerStreamProgress = z.object({
+  streamId,
+  epoch: z.number().int().positive(),
+  state: z.enum(['starting', 'running', 'stopping']),
+  frames: z.number().int().nonnegative(),
+  /** Encoded media time (ms) reported by ffmpeg. */
+  mediaTimeMs: z.number().nonnegative(),
+  speed: z.number().nonnegative(),
+  /** When the last segment was announced (ms since epoch), null before the first. */
+  lastSegmentAt: z.number().int().nullable(),
+});
+
+/** live.health.transcoder.<workerId>, about 5 per second. */
+export const transcoderHeartbeat = z.object({
+  workerId: z.string(),
+  at: z.number().int(),
+  slots: z.number().int().positive(),
+  free: z.number().int().nonnegative(),
+  draining: z.boolean(),
+  streams: z.array(workerStreamProgress),
+});
+export type TranscoderHeartbeat = z.infer<typeof transcoderHeartbeat>;
+
+/** Supervisor -> worker: transcode this stream at this epoch (request-reply, acknowledged). */
+export const assignRequest = z.object({
+  streamId,
+  epoch: z.number().int().positive(),
+  source: sourceInfo,
+  ladder: z.array(rendition).min(1),
+});
+export const assignReply = z.object({ accepted: z.literal(true), workerId: z.string() });
+
+/** Supervisor -> worker: stop this stream (at this epoch or any epoch). */
+export const revokeRequest = z.object({ streamId, epoch: z.number().int().positive().optional() });
+export const revokeReply = z.object({ stopped: z.boolean() });
+
+/** Presets the supervisor picks the ladder from (configurable). */
+export const DEFAULT_LADDER: Rendition[] = [
+  { name: '1080p', width: 1920, height: 1080, fps: 60, videoKbps: 5000, audioKbps: 128 },
+  { name: '720p', width: 1280, height: 720, fps: 60, videoKbps: 2800, audioKbps: 128 },
+  { name: '480p', width: 854, height: 480, fps: 30, videoKbps: 1400, audioKbps: 96 },
+  { name: '360p', width: 640, height: 360, fps: 30, videoKbps: 800, audioKbps: 96 },
+];
+
+const even = (n: number) => Math.max(2, Math.round(n / 2) * 2);
+
+/**
+ * The ladder for a source: never above its height or frame rate; widths follow the source's aspect ratio.
+ * A source smaller than every preset gets one rendition at its own size.
+ */
+export function selectLadder(
+  source: { width: number; height: number; fps: number },
+  presets: Rendition[] = DEFAULT_LADDER,
+): Rendition[] {
+  const aspect = source.width / source.height;
+  const sourceFps = source.fps > 0 ? source.fps : 30;
+  const fit = (preset: Rendition, height: number): Rendition => ({
+    ...preset,
+    height: even(height),
+    width: even(height * aspect),
+    fps: Math.min(preset.fps, sourceFps),
+  });
+  const chosen = presets.filter((p) => p.height <= source.height).map((p) => fit(p, p.height));
+  if (chosen.length > 0) return chosen;
+  const smallest = [...presets].sort((a, b) => a.height - b.height)[0];
+  if (!smallest) throw new Error('empty ladder');
+  return [{ ...fit(smallest, source.height), name: `${even(source.height)}p` }];
+}
