@@ -1,0 +1,161 @@
+// Who transcodes what. On `started` (and on a new source after a reconnect or takeover, or a failed
+// transcode) the stream gets the next epoch, written to live-assignments with compare-and-set, and the
+// chosen worker must acknowledge it; on `ended` the worker is told to stop and the assignment is removed.
+// The supervisor is the only writer of assignments.
+import { randomUUID } from 'node:crypto';
+import { bytes, decode, encode, type NatsConnection, type OrderedPublisher } from '@live/bus';
+import {
+  type AssignmentRecord,
+  assignmentRecord,
+  assignReply,
+  buckets,
+  type LifecycleEvent,
+  lifecycleEvent,
+  type Rendition,
+  revokeReply,
+  type SourceInfo,
+  selectLadder,
+  subjects,
+} from '@live/contracts';
+import { type KV, Kvm } from '@nats-io/kv';
+import type { Logger } from 'pino';
+import type { WorkerPool } from './worker-pool.js';
+
+export class NoWorkerError extends Error {
+  constructor(streamId: string) {
+    super(`no transcoder worker with a free slot for ${streamId}`);
+    this.name = 'NoWorkerError';
+  }
+}
+
+export class Assigner {
+  private kv: KV | undefined;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly pool: WorkerPool,
+    private readonly events: OrderedPublisher,
+    logger: Logger,
+    private readonly presets: Rendition[],
+    private readonly assignTimeoutMs: number,
+  ) {
+    this.log = logger.child({ component: 'assigner' });
+  }
+
+  async start(): Promise<void> {
+    this.kv = await new Kvm(this.nc).open(buckets.assignments);
+  }
+
+  /** The consumer's handler for every lifecycle event. Throwing makes JetStream redeliver it later. */
+  async handle(event: LifecycleEvent): Promise<void> {
+    switch (event.type) {
+      case 'started':
+        await this.assign(event.streamId, event.source);
+        break;
+      case 'source_resumed':
+        // A new publisher connection: a new pull, a new epoch (the playlist shows a discontinuity).
+        if (event.source) await this.assign(event.streamId, event.source);
+        break;
+      case 'transcode_failed': {
+        const current = await this.current(event.streamId);
+        if (current && current.record.epoch === event.epoch) {
+          await this.assign(event.streamId, current.record.source, [event.workerId]);
+        }
+        break;
+      }
+      case 'ended':
+        await this.unassign(event.streamId);
+        break;
+      default:
+        break;
+    }
+  }
+
+  private async current(streamId: string): Promise<{ record: AssignmentRecord; revision: number } | null> {
+    const entry = await this.requireKv().get(streamId);
+    if (!entry || entry.operation !== 'PUT') return null;
+    const decoded = decode(assignmentRecord, entry.value);
+    return decoded.ok ? { record: decoded.value, revision: entry.revision } : null;
+  }
+
+  async assign(streamId: string, source: SourceInfo, exclude: string[] = []): Promise<AssignmentRecord> {
+    const kv = this.requireKv();
+    const ladder = selectLadder(source.video, this.presets);
+    const tried = [...exclude];
+    for (;;) {
+      const workerId = this.pool.candidates(tried)[0];
+      if (!workerId) throw new NoWorkerError(streamId);
+      tried.push(workerId);
+      const previous = await this.current(streamId);
+      const record: AssignmentRecord = {
+        streamId,
+        workerId,
+        epoch: (previous?.record.epoch ?? 0) + 1,
+        source,
+        ladder,
+        assignedAt: new Date().toISOString(),
+      };
+      // Compare-and-set: a concurrent writer (a second supervisor) makes this throw, and the event is retried.
+      if (previous) await kv.update(streamId, encode(assignmentRecord, record), previous.revision);
+      else await kv.create(streamId, encode(assignmentRecord, record));
+      this.pool.reserve(workerId);
+      try {
+        const reply = await this.nc.request(
+          subjects.ctl.transcoderAssign(workerId),
+          bytes(JSON.stringify({ streamId, epoch: record.epoch, source, ladder })),
+          { timeout: this.assignTimeoutMs },
+        );
+        const error = reply.headers?.get('Nats-Service-Error');
+        if (error) throw new Error(error);
+        if (!decode(assignReply, reply.data).ok) throw new Error('invalid assign reply');
+      } catch (error) {
+        this.log.warn({ streamId, workerId, epoch: record.epoch, err: (error as Error).message }, 'worker refused the assignment, trying another');
+        continue;
+      }
+      if (previous && previous.record.workerId !== workerId) void this.revoke(previous.record);
+      this.log.info({ streamId, workerId, epoch: record.epoch, ladder: ladder.map((r) => r.name) }, 'stream assigned');
+      const assigned = {
+        id: randomUUID(),
+        type: 'assigned' as const,
+        streamId,
+        sessionId: 'supervisor',
+        at: new Date().toISOString(),
+        workerId,
+        epoch: record.epoch,
+        renditions: ladder.map((r) => r.name),
+      };
+      void this.events.publish(lifecycleEvent, subjects.streamEvent(streamId, 'assigned'), assigned, assigned.id);
+      return record;
+    }
+  }
+
+  private async unassign(streamId: string): Promise<void> {
+    const current = await this.current(streamId);
+    if (!current) return;
+    await this.revoke(current.record);
+    await this.requireKv().delete(streamId, { previousSeq: current.revision }).catch((error: Error) => {
+      this.log.warn({ streamId, err: error.message }, 'assignment changed while ending; left as is');
+    });
+    this.log.info({ streamId, epoch: current.record.epoch }, 'stream unassigned');
+  }
+
+  private async revoke(record: AssignmentRecord): Promise<void> {
+    try {
+      const reply = await this.nc.request(
+        subjects.ctl.transcoderRevoke(record.workerId),
+        bytes(JSON.stringify({ streamId: record.streamId, epoch: record.epoch })),
+        { timeout: this.assignTimeoutMs },
+      );
+      decode(revokeReply, reply.data);
+    } catch (error) {
+      // A gone worker has nothing to stop; its ffmpeg died with it (pdeathsig) or fenced itself.
+      this.log.warn({ streamId: record.streamId, workerId: record.workerId, err: (error as Error).message }, 'revoke not acknowledged');
+    }
+  }
+
+  private requireKv(): KV {
+    if (!this.kv) throw new Error('assigner not started');
+    return this.kv;
+  }
+}

@@ -1,0 +1,29 @@
+// Supervisor configuration: one variable per line, defaults here and nowhere else.
+import { env } from '@live/config';
+import { DEFAULT_LADDER, rendition } from '@live/contracts';
+import { z } from 'zod';
+
+export const supervisorConfigSchema = z.object({
+  NATS_URL: env.natsServers(),
+  LOG_LEVEL: env.logLevel(),
+  NATS_REPLICAS: env.int(1, 1),
+  SUPERVISOR_OPS_PORT: env.port(9104),
+  /** The ladder presets as JSON (renditions above the source are dropped per stream). */
+  SUPERVISOR_LADDER: z
+    .string()
+    .default(JSON.stringify(DEFAULT_LADDER))
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'expected a JSON array of renditions' });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.array(rendition).min(1)),
+  /** A worker whose heartbeats stop this long is not given new streams (heartbeats come every ~200 ms). */
+  SUPERVISOR_WORKER_TIMEOUT_MS: env.ms(1000),
+  /** How long a worker has to acknowledge an assignment before the next one is tried. */
+  SUPERVISOR_ASSIGN_TIMEOUT_MS: env.ms(3000),
+});
+export type SupervisorConfig = z.infer<typeof supervisorConfigSchema>;

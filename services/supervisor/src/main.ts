@@ -1,0 +1,61 @@
+// Supervisor composition root: config -> logger -> NATS -> worker pool -> assigner -> lifecycle consumer.
+import { connectBus, consume, OrderedPublisher, provision } from '@live/bus';
+import { loadConfig } from '@live/config';
+import { lifecycleEvent, serviceNames, streams, subjects } from '@live/contracts';
+import { createLogger } from '@live/log';
+import { createMetrics, installShutdown, registerService, startOpsServer } from '@live/runtime';
+import { jetstream } from '@nats-io/jetstream';
+import packageJson from '../package.json' with { type: 'json' };
+import { Assigner } from './assigner.js';
+import { supervisorConfigSchema } from './config.js';
+import { WorkerPool } from './worker-pool.js';
+
+async function main(): Promise<void> {
+  const config = loadConfig(supervisorConfigSchema);
+  const logger = createLogger({ service: 'supervisor', level: config.LOG_LEVEL });
+  const metrics = createMetrics('supervisor');
+  let consuming = false;
+  const ops = await startOpsServer({
+    port: config.SUPERVISOR_OPS_PORT,
+    logger,
+    metrics,
+    notReadyReason: () => (consuming ? null : 'starting'),
+  });
+  const nc = await connectBus({ servers: config.NATS_URL, name: 'supervisor', logger });
+  await provision(nc, logger, { replicas: config.NATS_REPLICAS });
+  const events = new OrderedPublisher({ js: jetstream(nc), logger: logger.child({ component: 'events' }) });
+  const pool = new WorkerPool(nc, logger, config.SUPERVISOR_WORKER_TIMEOUT_MS);
+  const assigner = new Assigner(nc, pool, events, logger, config.SUPERVISOR_LADDER, config.SUPERVISOR_ASSIGN_TIMEOUT_MS);
+  await assigner.start();
+  const consumption = await consume({
+    nc,
+    logger,
+    stream: streams.events,
+    durable: 'supervisor',
+    filterSubject: subjects.allStreamEvents,
+    schema: lifecycleEvent,
+    // A stream that finds no free worker is retried with backoff (a worker may be starting).
+    maxDeliver: 20,
+    handler: (event) => assigner.handle(event),
+  });
+  consuming = true;
+  const service = await registerService(nc, logger, {
+    name: serviceNames.supervisor,
+    version: packageJson.version,
+    description: 'assigns streams to transcoder workers (epochs, compare-and-set)',
+    endpoints: [],
+  });
+  logger.info('supervisor ready');
+  installShutdown(logger, [
+    { name: 'nats service', run: () => service.stop().then(() => undefined) },
+    { name: 'consumer', run: () => consumption.stop() },
+    { name: 'events', run: () => events.flush(3000) },
+    { name: 'nats', run: () => nc.drain() },
+    { name: 'ops http', run: () => ops.close() },
+  ]);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`supervisor failed to start: ${(error as Error).message}\n`);
+  process.exit(1);
+});

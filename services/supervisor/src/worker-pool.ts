@@ -1,0 +1,59 @@
+// Which transcoder workers are alive and how loaded, from their heartbeats on core NATS (not KV TTLs:
+// nats-server 2.9 does not tell watchers about expiries).
+import { type NatsConnection, subscribeValidated } from '@live/bus';
+import { subjects, type TranscoderHeartbeat, transcoderHeartbeat } from '@live/contracts';
+import type { Logger } from 'pino';
+
+interface Seen {
+  beat: TranscoderHeartbeat;
+  lastSeenAt: number;
+  /** Slots given away since this heartbeat (the next beat will show them). */
+  pending: number;
+}
+
+export class WorkerPool {
+  private readonly workers = new Map<string, Seen>();
+
+  constructor(
+    nc: NatsConnection,
+    logger: Logger,
+    private readonly timeoutMs: number,
+  ) {
+    subscribeValidated({
+      nc,
+      logger,
+      subject: subjects.allTranscoderHealth,
+      schema: transcoderHeartbeat,
+      name: 'supervisor-heartbeats',
+      handler: (beat) => {
+        const known = this.workers.get(beat.workerId);
+        if (!known) logger.info({ workerId: beat.workerId, slots: beat.slots }, 'worker joined');
+        this.workers.set(beat.workerId, { beat, lastSeenAt: Date.now(), pending: 0 });
+      },
+    });
+  }
+
+  isAlive(workerId: string): boolean {
+    const seen = this.workers.get(workerId);
+    return !!seen && Date.now() - seen.lastSeenAt < this.timeoutMs;
+  }
+
+  /** Alive, not draining, with a free slot; least loaded first. */
+  candidates(exclude: string[] = []): string[] {
+    return [...this.workers.values()]
+      .filter((w) => this.isAlive(w.beat.workerId) && !w.beat.draining && !exclude.includes(w.beat.workerId))
+      .map((w) => ({ id: w.beat.workerId, free: w.beat.free - w.pending, load: (w.beat.slots - w.beat.free + w.pending) / w.beat.slots }))
+      .filter((w) => w.free > 0)
+      .sort((a, b) => a.load - b.load || b.free - a.free)
+      .map((w) => w.id);
+  }
+
+  reserve(workerId: string): void {
+    const seen = this.workers.get(workerId);
+    if (seen) seen.pending++;
+  }
+
+  get size(): number {
+    return [...this.workers.keys()].filter((id) => this.isAlive(id)).length;
+  }
+}

@@ -1,0 +1,32 @@
+// Transcoder worker configuration: one variable per line, defaults here and nowhere else.
+import { hostname } from 'node:os';
+import { env } from '@live/config';
+import { storageConfigSchema } from '@live/storage';
+import { z } from 'zod';
+
+export const transcoderConfigSchema = z.object({
+  NATS_URL: env.natsServers(),
+  LOG_LEVEL: env.logLevel(),
+  NATS_REPLICAS: env.int(1, 1),
+  /** Unique worker id (subject token); default host-pid. */
+  TRANSCODER_WORKER_ID: z
+    .string()
+    .regex(/^[-\w]+$/)
+    .default(`${hostname()}-${process.pid}`.replace(/[^-\w]/g, '-')),
+  /** Streams this worker transcodes at once. A 360p+ ladder costs most of a core; size to the machine. */
+  TRANSCODER_SLOTS: env.int(1, 1),
+  /** Port of /healthz, /readyz, /metrics. */
+  TRANSCODER_OPS_PORT: env.port(9102),
+  /** Scratch folder where ffmpeg writes segments before upload. */
+  TRANSCODER_WORK_DIR: z.string().default('.data/transcode'),
+  /** Target segment duration (s); keyframes are forced at every boundary. */
+  TRANSCODER_SEGMENT_SECONDS: z.coerce.number().positive().max(10).default(1),
+  /** x264 preset. */
+  TRANSCODER_PRESET: z.enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium']).default('veryfast'),
+  /** Heartbeat period (about 5 per second). */
+  TRANSCODER_HEARTBEAT_MS: env.ms(200),
+  /** Cut off from NATS this long, the worker stops its ffmpeg (self-fencing: its streams have moved). */
+  TRANSCODER_FENCE_MS: env.ms(1500),
+  ...storageConfigSchema,
+});
+export type TranscoderConfig = z.infer<typeof transcoderConfigSchema>;

@@ -1,0 +1,81 @@
+// Transcoder worker composition root: config -> logger -> NATS -> storage -> worker -> service.
+import { mkdirSync } from 'node:fs';
+import { connectBus, OrderedPublisher, provision } from '@live/bus';
+import { loadConfig } from '@live/config';
+import { serviceNames } from '@live/contracts';
+import { createLogger } from '@live/log';
+import { createMetrics, installShutdown, registerService, startOpsServer } from '@live/runtime';
+import { createStorage } from '@live/storage';
+import { jetstream } from '@nats-io/jetstream';
+import { Gauge } from 'prom-client';
+import packageJson from '../package.json' with { type: 'json' };
+import { transcoderConfigSchema } from './config.js';
+import { Worker } from './worker/worker.js';
+
+async function main(): Promise<void> {
+  const config = loadConfig(transcoderConfigSchema);
+  const logger = createLogger({ service: 'transcoder', level: config.LOG_LEVEL }).child({ workerId: config.TRANSCODER_WORKER_ID });
+  const metrics = createMetrics('transcoder');
+  let worker: Worker | undefined;
+  new Gauge({
+    name: 'transcoder_free_slots',
+    help: 'slots free for new streams',
+    registers: [metrics],
+    collect() {
+      this.set(worker?.free ?? 0);
+    },
+  });
+  const ops = await startOpsServer({
+    port: config.TRANSCODER_OPS_PORT,
+    logger,
+    metrics,
+    notReadyReason: () => (worker ? null : 'starting'),
+  });
+  mkdirSync(config.TRANSCODER_WORK_DIR, { recursive: true });
+  const storage = createStorage(config);
+  const nc = await connectBus({ servers: config.NATS_URL, name: `transcoder ${config.TRANSCODER_WORKER_ID}`, logger });
+  await provision(nc, logger, { replicas: config.NATS_REPLICAS });
+  const js = jetstream(nc);
+  const events = new OrderedPublisher({ js, logger: logger.child({ component: 'events' }) });
+  const media = new OrderedPublisher({ js, logger: logger.child({ component: 'media' }), giveUpAfterMs: 10_000 });
+  const w = new Worker({
+    nc,
+    events,
+    media,
+    storage,
+    logger,
+    workerId: config.TRANSCODER_WORKER_ID,
+    slots: config.TRANSCODER_SLOTS,
+    version: packageJson.version,
+    workRoot: config.TRANSCODER_WORK_DIR,
+    segmentSeconds: config.TRANSCODER_SEGMENT_SECONDS,
+    preset: config.TRANSCODER_PRESET,
+    heartbeatMs: config.TRANSCODER_HEARTBEAT_MS,
+    fenceMs: config.TRANSCODER_FENCE_MS,
+  });
+  const service = await registerService(nc, logger, {
+    name: serviceNames.transcoder,
+    version: packageJson.version,
+    description: 'transcoder worker: ffmpeg ABR ladder to CMAF segments',
+    metadata: { workerId: config.TRANSCODER_WORKER_ID, slots: String(config.TRANSCODER_SLOTS) },
+    endpoints: w.endpoints(),
+  });
+  await w.register();
+  worker = w;
+  logger.info({ slots: config.TRANSCODER_SLOTS }, 'worker ready');
+
+  installShutdown(logger, [
+    { name: 'nats service', run: () => service.stop().then(() => undefined) },
+    { name: 'jobs', run: () => w.stopAll(), timeoutMs: 8000 },
+    { name: 'media events', run: () => media.flush(3000) },
+    { name: 'events', run: () => events.flush(3000) },
+    { name: 'unregister', run: () => w.unregister() },
+    { name: 'nats', run: () => nc.drain() },
+    { name: 'ops http', run: () => ops.close() },
+  ]);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`transcoder failed to start: ${(error as Error).message}\n`);
+  process.exit(1);
+});

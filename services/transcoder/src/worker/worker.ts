@@ -1,0 +1,203 @@
+// A transcoder worker: a fixed number of slots, one StreamJob per assigned stream. It registers in
+// live-workers, sends a heartbeat with per-stream progress ~5/s, takes assign/revoke requests from the
+// supervisor, reports ffmpeg failures, and fences itself: cut off from NATS longer than
+// TRANSCODER_FENCE_MS, it kills its ffmpeg (the supervisor will have moved its streams).
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { encode, type NatsConnection, type OrderedPublisher } from '@live/bus';
+import {
+  assignReply,
+  assignRequest,
+  buckets,
+  lifecycleEvent,
+  revokeReply,
+  revokeRequest,
+  subjects,
+  type TranscoderHeartbeat,
+  transcoderHeartbeat,
+  type WorkerRecord,
+  workerRecord,
+} from '@live/contracts';
+import { endpoint, RequestError } from '@live/runtime';
+import type { Storage } from '@live/storage';
+import { Kvm } from '@nats-io/kv';
+import type { Logger } from 'pino';
+import type { FfmpegExit } from '../ffmpeg/ffmpeg-process.js';
+import { StreamJob } from './stream-job.js';
+
+export interface WorkerOptions {
+  nc: NatsConnection;
+  events: OrderedPublisher;
+  media: OrderedPublisher;
+  storage: Storage;
+  logger: Logger;
+  workerId: string;
+  slots: number;
+  version: string;
+  workRoot: string;
+  segmentSeconds: number;
+  preset: string;
+  heartbeatMs: number;
+  fenceMs: number;
+}
+
+export class Worker {
+  readonly jobs = new Map<string, StreamJob>();
+  private readonly heartbeat: NodeJS.Timeout;
+  private fenceTimer: NodeJS.Timeout | null = null;
+  private draining = false;
+  private readonly log: Logger;
+
+  constructor(private readonly o: WorkerOptions) {
+    this.log = o.logger.child({ component: 'worker', workerId: o.workerId });
+    this.heartbeat = setInterval(() => this.beat(), o.heartbeatMs);
+    void this.watchConnection();
+  }
+
+  get free(): number {
+    return this.o.slots - this.jobs.size;
+  }
+
+  async register(): Promise<void> {
+    const kv = await new Kvm(this.o.nc).open(buckets.workers);
+    const record: WorkerRecord = {
+      workerId: this.o.workerId,
+      host: hostname(),
+      pid: process.pid,
+      slots: this.o.slots,
+      version: this.o.version,
+      startedAt: new Date().toISOString(),
+    };
+    await kv.put(this.o.workerId, encode(workerRecord, record));
+    this.beat();
+  }
+
+  async unregister(): Promise<void> {
+    const kv = await new Kvm(this.o.nc).open(buckets.workers);
+    await kv.delete(this.o.workerId);
+  }
+
+  endpoints() {
+    return [
+      endpoint({
+        name: 'assign',
+        subject: subjects.ctl.transcoderAssign(this.o.workerId),
+        description: 'start transcoding a stream at an epoch (supervisor only)',
+        request: assignRequest,
+        reply: assignReply,
+        handler: async (request) => {
+          const current = this.jobs.get(request.streamId);
+          if (current && current.epoch === request.epoch) return { accepted: true as const, workerId: this.o.workerId };
+          if (current && current.epoch > request.epoch) {
+            throw new RequestError(`stale epoch ${request.epoch}: this worker runs epoch ${current.epoch}`, 409);
+          }
+          if (current) {
+            this.jobs.delete(request.streamId);
+            current.kill();
+          }
+          if (this.draining) throw new RequestError('worker is draining', 409);
+          if (this.free <= 0) throw new RequestError('no free slot', 409);
+          const job = new StreamJob({
+            ...request,
+            workerId: this.o.workerId,
+            workRoot: this.o.workRoot,
+            segmentSeconds: this.o.segmentSeconds,
+            preset: this.o.preset,
+            storage: this.o.storage,
+            media: this.o.media,
+            logger: this.log,
+            onExit: (j, exit) => this.jobExited(j, exit),
+          });
+          this.jobs.set(request.streamId, job);
+          await job.start();
+          this.beat();
+          return { accepted: true as const, workerId: this.o.workerId };
+        },
+      }),
+      endpoint({
+        name: 'revoke',
+        subject: subjects.ctl.transcoderRevoke(this.o.workerId),
+        description: 'stop transcoding a stream (supervisor only)',
+        request: revokeRequest,
+        reply: revokeReply,
+        handler: async ({ streamId, epoch }) => {
+          const job = this.jobs.get(streamId);
+          if (!job || (epoch !== undefined && job.epoch !== epoch)) return { stopped: false };
+          this.jobs.delete(streamId);
+          await job.stop();
+          this.beat();
+          return { stopped: true };
+        },
+      }),
+    ];
+  }
+
+  /** Shutdown: stop taking work, stop every job (their last segments are announced). */
+  async stopAll(): Promise<void> {
+    this.draining = true;
+    clearInterval(this.heartbeat);
+    await Promise.all([...this.jobs.values()].map((job) => job.stop()));
+    this.jobs.clear();
+  }
+
+  private jobExited(job: StreamJob, exit: FfmpegExit): void {
+    if (this.jobs.get(job.streamId) !== job) return;
+    this.jobs.delete(job.streamId);
+    this.beat();
+    if (exit.code === 0) {
+      // The source ended (ingest closes its players at `ended`): ffmpeg finished the playlist.
+      this.log.info({ streamId: job.streamId, epoch: job.epoch }, 'transcode finished: source ended');
+      return;
+    }
+    this.log.error({ streamId: job.streamId, epoch: job.epoch, code: exit.code, signal: exit.signal, lastLines: exit.lastLines.slice(-5) }, 'ffmpeg failed');
+    const event = {
+      id: randomUUID(),
+      type: 'transcode_failed' as const,
+      streamId: job.streamId,
+      sessionId: 'transcoder',
+      at: new Date().toISOString(),
+      workerId: this.o.workerId,
+      epoch: job.epoch,
+      exitCode: exit.code,
+      signal: exit.signal,
+      lastLines: exit.lastLines.slice(-20),
+    };
+    void this.o.events.publish(lifecycleEvent, subjects.streamEvent(job.streamId, 'transcode_failed'), event, event.id);
+  }
+
+  private beat(): void {
+    const beat: TranscoderHeartbeat = {
+      workerId: this.o.workerId,
+      at: Date.now(),
+      slots: this.o.slots,
+      free: Math.max(0, this.free),
+      draining: this.draining,
+      streams: [...this.jobs.values()].map((job) => ({
+        streamId: job.streamId,
+        epoch: job.epoch,
+        state: job.state,
+        frames: job.progress.frames,
+        mediaTimeMs: job.progress.mediaTimeMs,
+        speed: job.progress.speed,
+        lastSegmentAt: job.lastSegmentAt,
+      })),
+    };
+    if (!this.o.nc.isClosed()) this.o.nc.publish(subjects.transcoderHealth(this.o.workerId), encode(transcoderHeartbeat, beat));
+  }
+
+  /** Self-fencing: a worker that cannot reach NATS cannot know whether its streams moved; it stops. */
+  private async watchConnection(): Promise<void> {
+    for await (const status of this.o.nc.status()) {
+      if (status.type === 'disconnect' && !this.fenceTimer) {
+        this.fenceTimer = setTimeout(() => {
+          this.log.error({ streams: [...this.jobs.keys()] }, 'cut off from NATS: fencing, stopping every ffmpeg');
+          for (const job of this.jobs.values()) job.kill();
+          this.jobs.clear();
+        }, this.o.fenceMs);
+      } else if (status.type === 'reconnect' && this.fenceTimer) {
+        clearTimeout(this.fenceTimer);
+        this.fenceTimer = null;
+      }
+    }
+  }
+}
