@@ -48,6 +48,8 @@ export const assignmentRecord = z.object({
   source: sourceInfo,
   ladder: z.array(rendition).min(1),
   assignedAt: z.iso.datetime(),
+  /** `ended` keeps the record (and its epoch) so a later session of the stream continues the epochs. */
+  state: z.enum(['assigned', 'ended']),
 });
 export type AssignmentRecord = z.infer<typeof assignmentRecord>;
 

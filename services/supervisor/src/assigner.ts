@@ -59,7 +59,7 @@ export class Assigner {
         break;
       case 'transcode_failed': {
         const current = await this.current(event.streamId);
-        if (current && current.record.epoch === event.epoch) {
+        if (current && current.record.state === 'assigned' && current.record.epoch === event.epoch) {
           await this.assign(event.streamId, current.record.source, [event.workerId]);
         }
         break;
@@ -95,6 +95,7 @@ export class Assigner {
         source,
         ladder,
         assignedAt: new Date().toISOString(),
+        state: 'assigned',
       };
       // Compare-and-set: a concurrent writer (a second supervisor) makes this throw, and the event is retried.
       if (previous) await kv.update(streamId, encode(assignmentRecord, record), previous.revision);
@@ -110,11 +111,17 @@ export class Assigner {
         if (error) throw new Error(error);
         if (!decode(assignReply, reply.data).ok) throw new Error('invalid assign reply');
       } catch (error) {
-        this.log.warn({ streamId, workerId, epoch: record.epoch, err: (error as Error).message }, 'worker refused the assignment, trying another');
+        this.log.warn(
+          { streamId, workerId, epoch: record.epoch, err: (error as Error).message },
+          'worker refused the assignment, trying another',
+        );
         continue;
       }
       if (previous && previous.record.workerId !== workerId) void this.revoke(previous.record);
-      this.log.info({ streamId, workerId, epoch: record.epoch, ladder: ladder.map((r) => r.name) }, 'stream assigned');
+      this.log.info(
+        { streamId, workerId, epoch: record.epoch, ladder: ladder.map((r) => r.name) },
+        'stream assigned',
+      );
       const assigned = {
         id: randomUUID(),
         type: 'assigned' as const,
@@ -125,18 +132,27 @@ export class Assigner {
         epoch: record.epoch,
         renditions: ladder.map((r) => r.name),
       };
-      void this.events.publish(lifecycleEvent, subjects.streamEvent(streamId, 'assigned'), assigned, assigned.id);
+      void this.events.publish(
+        lifecycleEvent,
+        subjects.streamEvent(streamId, 'assigned'),
+        assigned,
+        assigned.id,
+      );
       return record;
     }
   }
 
   private async unassign(streamId: string): Promise<void> {
     const current = await this.current(streamId);
-    if (!current) return;
+    if (!current || current.record.state === 'ended') return;
     await this.revoke(current.record);
-    await this.requireKv().delete(streamId, { previousSeq: current.revision }).catch((error: Error) => {
-      this.log.warn({ streamId, err: error.message }, 'assignment changed while ending; left as is');
-    });
+    // Kept, marked ended: the next session of this stream continues from the next epoch.
+    const ended: AssignmentRecord = { ...current.record, state: 'ended' };
+    await this.requireKv()
+      .update(streamId, encode(assignmentRecord, ended), current.revision)
+      .catch((error: Error) =>
+        this.log.warn({ streamId, err: error.message }, 'assignment changed while ending; left as is'),
+      );
     this.log.info({ streamId, epoch: current.record.epoch }, 'stream unassigned');
   }
 
@@ -150,7 +166,10 @@ export class Assigner {
       decode(revokeReply, reply.data);
     } catch (error) {
       // A gone worker has nothing to stop; its ffmpeg died with it (pdeathsig) or fenced itself.
-      this.log.warn({ streamId: record.streamId, workerId: record.workerId, err: (error as Error).message }, 'revoke not acknowledged');
+      this.log.warn(
+        { streamId: record.streamId, workerId: record.workerId, err: (error as Error).message },
+        'revoke not acknowledged',
+      );
     }
   }
 

@@ -25,7 +25,14 @@ async function main(): Promise<void> {
   await provision(nc, logger, { replicas: config.NATS_REPLICAS });
   const events = new OrderedPublisher({ js: jetstream(nc), logger: logger.child({ component: 'events' }) });
   const pool = new WorkerPool(nc, logger, config.SUPERVISOR_WORKER_TIMEOUT_MS);
-  const assigner = new Assigner(nc, pool, events, logger, config.SUPERVISOR_LADDER, config.SUPERVISOR_ASSIGN_TIMEOUT_MS);
+  const assigner = new Assigner(
+    nc,
+    pool,
+    events,
+    logger,
+    config.SUPERVISOR_LADDER,
+    config.SUPERVISOR_ASSIGN_TIMEOUT_MS,
+  );
   await assigner.start();
   const consumption = await consume({
     nc,

@@ -42,7 +42,11 @@ export class WorkerPool {
   candidates(exclude: string[] = []): string[] {
     return [...this.workers.values()]
       .filter((w) => this.isAlive(w.beat.workerId) && !w.beat.draining && !exclude.includes(w.beat.workerId))
-      .map((w) => ({ id: w.beat.workerId, free: w.beat.free - w.pending, load: (w.beat.slots - w.beat.free + w.pending) / w.beat.slots }))
+      .map((w) => ({
+        id: w.beat.workerId,
+        free: w.beat.free - w.pending,
+        load: (w.beat.slots - w.beat.free + w.pending) / w.beat.slots,
+      }))
       .filter((w) => w.free > 0)
       .sort((a, b) => a.load - b.load || b.free - a.free)
       .map((w) => w.id);

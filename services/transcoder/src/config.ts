@@ -22,7 +22,9 @@ export const transcoderConfigSchema = z.object({
   /** Target segment duration (s); keyframes are forced at every boundary. */
   TRANSCODER_SEGMENT_SECONDS: z.coerce.number().positive().max(10).default(1),
   /** x264 preset. */
-  TRANSCODER_PRESET: z.enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium']).default('veryfast'),
+  TRANSCODER_PRESET: z
+    .enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium'])
+    .default('veryfast'),
   /** Heartbeat period (about 5 per second). */
   TRANSCODER_HEARTBEAT_MS: env.ms(200),
   /** Cut off from NATS this long, the worker stops its ffmpeg (self-fencing: its streams have moved). */

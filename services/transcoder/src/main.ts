@@ -14,7 +14,9 @@ import { Worker } from './worker/worker.js';
 
 async function main(): Promise<void> {
   const config = loadConfig(transcoderConfigSchema);
-  const logger = createLogger({ service: 'transcoder', level: config.LOG_LEVEL }).child({ workerId: config.TRANSCODER_WORKER_ID });
+  const logger = createLogger({ service: 'transcoder', level: config.LOG_LEVEL }).child({
+    workerId: config.TRANSCODER_WORKER_ID,
+  });
   const metrics = createMetrics('transcoder');
   let worker: Worker | undefined;
   new Gauge({
@@ -33,11 +35,19 @@ async function main(): Promise<void> {
   });
   mkdirSync(config.TRANSCODER_WORK_DIR, { recursive: true });
   const storage = createStorage(config);
-  const nc = await connectBus({ servers: config.NATS_URL, name: `transcoder ${config.TRANSCODER_WORKER_ID}`, logger });
+  const nc = await connectBus({
+    servers: config.NATS_URL,
+    name: `transcoder ${config.TRANSCODER_WORKER_ID}`,
+    logger,
+  });
   await provision(nc, logger, { replicas: config.NATS_REPLICAS });
   const js = jetstream(nc);
   const events = new OrderedPublisher({ js, logger: logger.child({ component: 'events' }) });
-  const media = new OrderedPublisher({ js, logger: logger.child({ component: 'media' }), giveUpAfterMs: 10_000 });
+  const media = new OrderedPublisher({
+    js,
+    logger: logger.child({ component: 'media' }),
+    giveUpAfterMs: 10_000,
+  });
   const w = new Worker({
     nc,
     events,

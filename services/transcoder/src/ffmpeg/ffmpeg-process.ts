@@ -45,7 +45,10 @@ export function parseStats(line: string): Progress | null {
 
 /** The fluent-ffmpeg command for a ladder (not started): argv = toArgv(command) plus fluent's -y. */
 export function buildFfmpegCommand(command: LadderCommand): ffmpeg.FfmpegCommand {
-  const cmd = ffmpeg({ stdoutLines: 0 }).setFfmpegPath(GUARDED_FFMPEG).input(command.input).inputOptions(command.inputOptions);
+  const cmd = ffmpeg({ stdoutLines: 0 })
+    .setFfmpegPath(GUARDED_FFMPEG)
+    .input(command.input)
+    .inputOptions(command.inputOptions);
   // fluent-ffmpeg has no slot for global options; they are valid anywhere before the first output.
   cmd.inputOptions(GLOBAL_OPTIONS);
   cmd.complexFilter(command.filter);
@@ -74,8 +77,14 @@ export function startFfmpeg(
   const exited = new Promise<FfmpegExit>((resolve) => {
     cmd.on('end', () => resolve({ requested, code: 0, signal: null, lastLines }));
     cmd.on('error', (error: Error) => {
-      const proc = (cmd as unknown as { ffmpegProc?: { exitCode: number | null; signalCode: string | null } }).ffmpegProc;
-      resolve({ requested, code: proc?.exitCode ?? null, signal: proc?.signalCode ?? null, lastLines: [...lastLines, error.message] });
+      const proc = (cmd as unknown as { ffmpegProc?: { exitCode: number | null; signalCode: string | null } })
+        .ffmpegProc;
+      resolve({
+        requested,
+        code: proc?.exitCode ?? null,
+        signal: proc?.signalCode ?? null,
+        lastLines: [...lastLines, error.message],
+      });
     });
   });
   cmd.run();

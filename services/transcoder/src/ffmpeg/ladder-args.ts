@@ -58,7 +58,8 @@ export function ladderCommand(o: LadderCommandOptions): LadderCommand {
       // No B-frame lookahead or frame threads delay: each frame leaves the encoder as soon as it can.
       '-tune',
       'zerolatency',
-      // High profile, 8-bit 4:2:0: what every HLS player decodes.
+      // At most High profile, 8-bit 4:2:0: what every HLS player decodes (x264 signals the lowest profile
+      // its preset's features need, e.g. Constrained Baseline for ultrafast).
       '-profile:v',
       'high',
       '-pix_fmt',

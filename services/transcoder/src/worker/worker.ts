@@ -87,9 +87,13 @@ export class Worker {
         reply: assignReply,
         handler: async (request) => {
           const current = this.jobs.get(request.streamId);
-          if (current && current.epoch === request.epoch) return { accepted: true as const, workerId: this.o.workerId };
+          if (current && current.epoch === request.epoch)
+            return { accepted: true as const, workerId: this.o.workerId };
           if (current && current.epoch > request.epoch) {
-            throw new RequestError(`stale epoch ${request.epoch}: this worker runs epoch ${current.epoch}`, 409);
+            throw new RequestError(
+              `stale epoch ${request.epoch}: this worker runs epoch ${current.epoch}`,
+              409,
+            );
           }
           if (current) {
             this.jobs.delete(request.streamId);
@@ -149,7 +153,16 @@ export class Worker {
       this.log.info({ streamId: job.streamId, epoch: job.epoch }, 'transcode finished: source ended');
       return;
     }
-    this.log.error({ streamId: job.streamId, epoch: job.epoch, code: exit.code, signal: exit.signal, lastLines: exit.lastLines.slice(-5) }, 'ffmpeg failed');
+    this.log.error(
+      {
+        streamId: job.streamId,
+        epoch: job.epoch,
+        code: exit.code,
+        signal: exit.signal,
+        lastLines: exit.lastLines.slice(-5),
+      },
+      'ffmpeg failed',
+    );
     const event = {
       id: randomUUID(),
       type: 'transcode_failed' as const,
@@ -162,7 +175,12 @@ export class Worker {
       signal: exit.signal,
       lastLines: exit.lastLines.slice(-20),
     };
-    void this.o.events.publish(lifecycleEvent, subjects.streamEvent(job.streamId, 'transcode_failed'), event, event.id);
+    void this.o.events.publish(
+      lifecycleEvent,
+      subjects.streamEvent(job.streamId, 'transcode_failed'),
+      event,
+      event.id,
+    );
   }
 
   private beat(): void {
@@ -182,7 +200,8 @@ export class Worker {
         lastSegmentAt: job.lastSegmentAt,
       })),
     };
-    if (!this.o.nc.isClosed()) this.o.nc.publish(subjects.transcoderHealth(this.o.workerId), encode(transcoderHeartbeat, beat));
+    if (!this.o.nc.isClosed())
+      this.o.nc.publish(subjects.transcoderHealth(this.o.workerId), encode(transcoderHeartbeat, beat));
   }
 
   /** Self-fencing: a worker that cannot reach NATS cannot know whether its streams moved; it stops. */
@@ -190,7 +209,10 @@ export class Worker {
     for await (const status of this.o.nc.status()) {
       if (status.type === 'disconnect' && !this.fenceTimer) {
         this.fenceTimer = setTimeout(() => {
-          this.log.error({ streams: [...this.jobs.keys()] }, 'cut off from NATS: fencing, stopping every ffmpeg');
+          this.log.error(
+            { streams: [...this.jobs.keys()] },
+            'cut off from NATS: fencing, stopping every ffmpeg',
+          );
           for (const job of this.jobs.values()) job.kill();
           this.jobs.clear();
         }, this.o.fenceMs);

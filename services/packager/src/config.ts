@@ -1,0 +1,22 @@
+// Packager configuration: one variable per line, defaults here and nowhere else.
+import { env } from '@live/config';
+import { storageConfigSchema } from '@live/storage';
+import { z } from 'zod';
+
+export const packagerConfigSchema = z.object({
+  NATS_URL: env.natsServers(),
+  LOG_LEVEL: env.logLevel(),
+  NATS_REPLICAS: env.int(1, 1),
+  PACKAGER_OPS_PORT: env.port(9103),
+  /** The local HTTP origin (HLS under /hls/<streamId>/, a bare player under /watch/<streamId>). */
+  PACKAGER_HTTP_PORT: env.port(8080),
+  PACKAGER_HTTP_BIND: z.string().default('0.0.0.0'),
+  /** Segments in each live media playlist (the live window). */
+  PACKAGER_WINDOW_SEGMENTS: env.int(6, 3),
+  /** Media that left the window is deleted this long after (players may still be fetching it). */
+  PACKAGER_DELETE_GRACE_MS: env.ms(30_000),
+  /** After `ended`, the playlist gets ENDLIST once no segment arrived for this long (ffmpeg's last ones). */
+  PACKAGER_END_SETTLE_MS: env.ms(1500),
+  ...storageConfigSchema,
+});
+export type PackagerConfig = z.infer<typeof packagerConfigSchema>;

@@ -1,0 +1,88 @@
+// Packager composition root: config -> logger -> NATS -> storage -> packager -> consumers -> origin.
+import { connectBus, consume, provision } from '@live/bus';
+import { loadConfig } from '@live/config';
+import { lifecycleEvent, segmentEvent, serviceNames, streams, subjects } from '@live/contracts';
+import { createLogger } from '@live/log';
+import { createMetrics, installShutdown, registerService, startOpsServer } from '@live/runtime';
+import { createStorage } from '@live/storage';
+import { Counter } from 'prom-client';
+import packageJson from '../package.json' with { type: 'json' };
+import { packagerConfigSchema } from './config.js';
+import { startOrigin } from './origin/origin.js';
+import { Packager } from './packager.js';
+
+async function main(): Promise<void> {
+  const config = loadConfig(packagerConfigSchema);
+  const logger = createLogger({ service: 'packager', level: config.LOG_LEVEL });
+  const metrics = createMetrics('packager');
+  const segments = new Counter({
+    name: 'packager_segments_total',
+    help: 'segment events by result (accepted, fenced, duplicate, no-init) and kind',
+    labelNames: ['result', 'kind'],
+    registers: [metrics],
+  });
+  let ready = false;
+  const ops = await startOpsServer({
+    port: config.PACKAGER_OPS_PORT,
+    logger,
+    metrics,
+    notReadyReason: () => (ready ? null : 'starting'),
+  });
+  const storage = createStorage(config);
+  const nc = await connectBus({ servers: config.NATS_URL, name: 'packager', logger });
+  await provision(nc, logger, { replicas: config.NATS_REPLICAS });
+  const packager = new Packager({
+    storage,
+    logger,
+    windowSegments: config.PACKAGER_WINDOW_SEGMENTS,
+    deleteGraceMs: config.PACKAGER_DELETE_GRACE_MS,
+    endSettleMs: config.PACKAGER_END_SETTLE_MS,
+    metrics: { segments },
+  });
+  await packager.watchAssignments(nc);
+  const media = await consume({
+    nc,
+    logger,
+    stream: streams.media,
+    durable: 'packager',
+    filterSubject: subjects.allMedia,
+    schema: segmentEvent,
+    handler: (event) => packager.onSegment(event),
+  });
+  const lifecycle = await consume({
+    nc,
+    logger,
+    stream: streams.events,
+    durable: 'packager-lifecycle',
+    filterSubject: subjects.allStreamEvents,
+    schema: lifecycleEvent,
+    deliver: 'new',
+    handler: (event) => packager.onLifecycle(event),
+  });
+  const origin = await startOrigin({
+    port: config.PACKAGER_HTTP_PORT,
+    bind: config.PACKAGER_HTTP_BIND,
+    storage,
+    logger,
+  });
+  const service = await registerService(nc, logger, {
+    name: serviceNames.packager,
+    version: packageJson.version,
+    description: 'HLS playlists from segment events; local HTTP origin',
+    endpoints: [],
+  });
+  ready = true;
+  installShutdown(logger, [
+    { name: 'nats service', run: () => service.stop().then(() => undefined) },
+    { name: 'consumers', run: () => Promise.all([media.stop(), lifecycle.stop()]).then(() => undefined) },
+    { name: 'packager', run: () => packager.stop() },
+    { name: 'origin', run: () => origin.close() },
+    { name: 'nats', run: () => nc.drain() },
+    { name: 'ops http', run: () => ops.close() },
+  ]);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`packager failed to start: ${(error as Error).message}\n`);
+  process.exit(1);
+});

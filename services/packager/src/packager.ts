@@ -1,0 +1,179 @@
+// Applies segment and lifecycle events to each stream's playlists and writes them to storage.
+// Events are handled one at a time (the JetStream consumer acks after the playlist is written, so a crash
+// redelivers and the duplicate is recognised). The current epoch of each stream comes from the
+// live-assignments bucket (watched) and from the segments themselves, whichever is newer.
+import { decode, type NatsConnection } from '@live/bus';
+import {
+  assignmentRecord,
+  buckets,
+  type LifecycleEvent,
+  type Rendition,
+  type SegmentEvent,
+} from '@live/contracts';
+import { cacheControl, type Storage } from '@live/storage';
+import { Kvm } from '@nats-io/kv';
+import { parse } from 'hls-parser';
+import type { MasterPlaylist } from 'hls-parser/types.js';
+import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
+import { StreamPlaylists } from './playlists/stream-playlists.js';
+
+export interface PackagerOptions {
+  storage: Storage;
+  logger: Logger;
+  windowSegments: number;
+  deleteGraceMs: number;
+  endSettleMs: number;
+  metrics: { segments: Counter };
+}
+
+const PLAYLIST = { contentType: 'application/vnd.apple.mpegurl', cacheControl: cacheControl.playlist };
+
+export class Packager {
+  private readonly streams = new Map<string, StreamPlaylists>();
+  private readonly endTimers = new Map<string, NodeJS.Timeout>();
+  private readonly deleteTimers = new Set<NodeJS.Timeout>();
+  private readonly log: Logger;
+
+  constructor(private readonly o: PackagerOptions) {
+    this.log = o.logger.child({ component: 'packager' });
+  }
+
+  /** Follows live-assignments so a new epoch fences the old worker even before its first segment. */
+  async watchAssignments(nc: NatsConnection): Promise<void> {
+    const kv = await new Kvm(nc).open(buckets.assignments);
+    const iterator = await kv.watch();
+    void (async () => {
+      for await (const entry of iterator) {
+        if (entry.operation !== 'PUT') continue;
+        const decoded = decode(assignmentRecord, entry.value);
+        if (!decoded.ok) continue;
+        const stream = await this.stream(decoded.value.streamId);
+        stream.raiseEpoch(decoded.value.epoch);
+        stream.expected = decoded.value.ladder.map((r) => r.name);
+      }
+    })();
+  }
+
+  async onSegment(event: SegmentEvent): Promise<void> {
+    const stream = await this.stream(event.streamId);
+    const { result, removed } = stream.accept(event);
+    this.o.metrics.segments.inc({ result, kind: event.kind });
+    if (result === 'fenced') {
+      this.log.warn(
+        {
+          streamId: event.streamId,
+          epoch: event.epoch,
+          current: stream.currentEpoch,
+          workerId: event.workerId,
+        },
+        'segment of an old epoch dropped',
+      );
+      return;
+    }
+    if (result !== 'accepted') {
+      if (result === 'no-init')
+        this.log.warn(
+          { streamId: event.streamId, key: event.key },
+          'segment before its init segment dropped',
+        );
+      return;
+    }
+    const pendingEnd = this.endTimers.get(event.streamId);
+    if (pendingEnd) pendingEnd.refresh();
+    if (event.kind === 'init') {
+      if (stream.masterReady()) await this.writeMaster(stream);
+      return;
+    }
+    await this.o.storage.put(
+      StreamPlaylists.mediaKey(event.streamId, event.rendition.name),
+      Buffer.from(stream.mediaPlaylist(event.rendition.name)),
+      PLAYLIST,
+    );
+    if (stream.masterReady()) await this.writeMaster(stream);
+    this.scheduleDelete([...removed.map((e) => e.key), ...stream.unusedInitKeys()]);
+  }
+
+  async onLifecycle(event: LifecycleEvent): Promise<void> {
+    if (event.type !== 'ended') return;
+    // ffmpeg announces its last segments after the source ended: close the playlists once they are in.
+    const existing = this.endTimers.get(event.streamId);
+    if (existing) clearTimeout(existing);
+    const timer = setTimeout(() => {
+      this.endTimers.delete(event.streamId);
+      void this.finish(event.streamId).catch((error: Error) =>
+        this.log.error({ streamId: event.streamId, err: error.message }, 'could not close the playlists'),
+      );
+    }, this.o.endSettleMs);
+    this.endTimers.set(event.streamId, timer);
+  }
+
+  private async finish(streamId: string): Promise<void> {
+    const stream = await this.stream(streamId);
+    stream.ended = true;
+    for (const name of stream.renditions.keys()) {
+      await this.o.storage.put(
+        StreamPlaylists.mediaKey(streamId, name),
+        Buffer.from(stream.mediaPlaylist(name)),
+        PLAYLIST,
+      );
+    }
+    this.log.info({ streamId }, 'playlists closed (ENDLIST)');
+  }
+
+  private masterWritten = new Map<string, string>();
+
+  private async writeMaster(stream: StreamPlaylists): Promise<void> {
+    const text = stream.masterPlaylist();
+    if (this.masterWritten.get(stream.streamId) === text) return;
+    await this.o.storage.put(StreamPlaylists.masterKey(stream.streamId), Buffer.from(text), PLAYLIST);
+    this.masterWritten.set(stream.streamId, text);
+  }
+
+  private scheduleDelete(keys: string[]): void {
+    if (keys.length === 0) return;
+    const timer = setTimeout(() => {
+      this.deleteTimers.delete(timer);
+      for (const key of keys) {
+        void this.o.storage
+          .delete(key)
+          .catch((error: Error) => this.log.warn({ key, err: error.message }, 'delete failed'));
+      }
+    }, this.o.deleteGraceMs);
+    this.deleteTimers.add(timer);
+  }
+
+  /** The stream's playlists; the first time after a start, rebuilt from what storage holds. */
+  private async stream(streamId: string): Promise<StreamPlaylists> {
+    let stream = this.streams.get(streamId);
+    if (stream) return stream;
+    stream = new StreamPlaylists(streamId, this.o.windowSegments);
+    this.streams.set(streamId, stream);
+    const master = await this.o.storage.get(StreamPlaylists.masterKey(streamId));
+    if (master) {
+      const parsed = parse(master.toString('utf8')) as MasterPlaylist;
+      for (const variant of parsed.variants) {
+        const name = variant.uri.replace(/\.m3u8$/, '');
+        const media = await this.o.storage.get(StreamPlaylists.mediaKey(streamId, name));
+        if (!media) continue;
+        const rendition: Rendition = {
+          name,
+          width: variant.resolution?.width ?? 2,
+          height: variant.resolution?.height ?? 2,
+          fps: variant.frameRate ?? 30,
+          videoKbps: Math.max(1, Math.round((variant.averageBandwidth ?? variant.bandwidth) / 1000)),
+          audioKbps: 0,
+        };
+        stream.restore(rendition, variant.codecs ?? '', media.toString('utf8'));
+      }
+      this.masterWritten.set(streamId, master.toString('utf8'));
+      this.log.info({ streamId, epoch: stream.currentEpoch }, 'playlists restored from storage');
+    }
+    return stream;
+  }
+
+  stop(): void {
+    for (const t of this.endTimers.values()) clearTimeout(t);
+    for (const t of this.deleteTimers) clearTimeout(t);
+  }
+}

@@ -1,0 +1,160 @@
+// The media path end to end: a 640x360 RTMP publisher -> ingest -> supervisor -> transcoder worker ->
+// segments in storage -> packager -> HLS through the origin. Real processes throughout.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { type Child, startPublisher } from '@live/testing';
+import type { MediaPlaylist } from 'hls-parser/types.js';
+import { type Platform, startPlatform, waitFor } from './platform.js';
+import { checkMediaPlaylist, checkReload } from './rfc8216.js';
+
+let p: Platform;
+const publishers: Child[] = [];
+before(async () => {
+  p = await startPlatform({ workers: 2 });
+});
+after(async () => {
+  await Promise.all(publishers.map((x) => x.stop('SIGKILL')));
+  await p?.stop();
+});
+
+const publish = (key: string) => {
+  const child = startPublisher({ url: p.publishUrl(key), width: 640, height: 360, fps: 30, gopSeconds: 1 });
+  publishers.push(child);
+  return child;
+};
+
+async function probe(streamId: string, playlist: MediaPlaylist): Promise<{ width: number; height: number }> {
+  const segment = playlist.segments.at(-1);
+  assert.ok(segment?.map, 'a segment with its init section');
+  const init = Buffer.from(
+    await (await fetch(`http://127.0.0.1:${p.originPort}/hls/${streamId}/${segment.map.uri}`)).arrayBuffer(),
+  );
+  const media = Buffer.from(
+    await (await fetch(`http://127.0.0.1:${p.originPort}/hls/${streamId}/${segment.uri}`)).arrayBuffer(),
+  );
+  const file = join(mkdtempSync(join(tmpdir(), 'probe-')), 'segment.mp4');
+  writeFileSync(file, Buffer.concat([init, media]));
+  const out = JSON.parse(
+    execFileSync(
+      'ffprobe',
+      ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=width,height', '-of', 'json', file],
+      { encoding: 'utf8' },
+    ),
+  ) as { streams: { width: number; height: number }[] };
+  return out.streams[0] as { width: number; height: number };
+}
+
+test('a published stream becomes adaptive HLS: every rendition listed, valid, advancing and decodable', async () => {
+  const key = await p.createKey('e2e');
+  const startedAt = Date.now();
+  publish(key);
+  const master = await waitFor(
+    async () => {
+      const m = await p.master('e2e');
+      return m && m.variants.length === 2 ? m : null;
+    },
+    { timeoutMs: 30_000, what: 'a master playlist with 2 renditions' },
+  );
+  const firstPlayable = Date.now() - startedAt;
+  assert.deepEqual(
+    master.variants.map((v) => [v.uri, v.resolution?.width, v.resolution?.height, v.frameRate]),
+    [
+      ['360p.m3u8', 640, 360, 30],
+      ['240p.m3u8', 426, 240, 30],
+    ],
+  );
+  for (const v of master.variants) {
+    // The profile is what x264 used (ultrafast in tests: Constrained Baseline, 42c0xx), read from the init segment.
+    assert.match(v.codecs ?? '', /^avc1\.(42c0|4d40|6400)[0-9a-f]{2},mp4a\.40\.2$/);
+    assert.ok(v.bandwidth > (v.averageBandwidth ?? 0) && (v.averageBandwidth ?? 0) > 0);
+  }
+
+  for (const rendition of ['360p', '240p']) {
+    const first = await waitFor(
+      async () => {
+        const m = await p.media('e2e', rendition);
+        return m && m.segments.length >= 3 ? m : null;
+      },
+      { timeoutMs: 20_000, what: `3 segments in ${rendition}` },
+    );
+    assert.deepEqual(checkMediaPlaylist(first), []);
+    const later = await waitFor(
+      async () => {
+        const m = await p.media('e2e', rendition);
+        return m &&
+          (m.segments.at(-1)?.mediaSequenceNumber ?? 0) >
+            (first.segments.at(-1)?.mediaSequenceNumber ?? 0) + 1
+          ? m
+          : null;
+      },
+      { timeoutMs: 10_000, what: `${rendition} to advance` },
+    );
+    assert.deepEqual(checkMediaPlaylist(later), []);
+    assert.deepEqual(checkReload(first, later), []);
+    assert.ok(later.segments.length <= 6, 'the live window holds at most 6 segments');
+    for (const s of later.segments) assert.ok(Math.abs(s.duration - 1) < 0.1, `segment of ${s.duration} s`);
+    const size = await probe('e2e', later);
+    assert.deepEqual(size, rendition === '360p' ? { width: 640, height: 360 } : { width: 426, height: 240 });
+  }
+  // Segments of both renditions line up (same boundaries: switchable at every segment).
+  const [a, b] = await Promise.all([p.media('e2e', '360p'), p.media('e2e', '240p')]);
+  const times = (m: MediaPlaylist | null) =>
+    new Map(m?.segments.map((s) => [s.uri.replace(/360p|240p/, 'R'), s.programDateTime?.getTime()]));
+  const ta = times(a);
+  let shared = 0;
+  for (const [uri, t] of times(b)) {
+    if (ta.has(uri)) {
+      shared++;
+      assert.ok(
+        Math.abs((ta.get(uri) ?? 0) - (t ?? 0)) < 50,
+        `${uri} starts at the same time in both renditions`,
+      );
+    }
+  }
+  assert.ok(shared >= 2);
+  console.log(`first playable master after ${firstPlayable} ms`);
+});
+
+test('a publisher that reconnects continues the same playlist after a discontinuity; ended adds ENDLIST', async () => {
+  const before = await waitFor(() => p.media('e2e', '360p'), { what: 'the live playlist' });
+  const epochBefore = Number(before.segments.at(-1)?.uri.split('/')[0]);
+  const eventsBefore = p.events.length;
+  await publishers.at(-1)?.stop('SIGKILL');
+  publish(await p.createKey('e2e'));
+  await waitFor(
+    () => p.events.slice(eventsBefore).find((e) => e.streamId === 'e2e' && e.type === 'source_resumed'),
+    { what: 'source_resumed' },
+  );
+  const resumed = await waitFor(
+    async () => {
+      const m = await p.media('e2e', '360p');
+      return m?.segments.some((s) => Number(s.uri.split('/')[0]) > epochBefore && s.discontinuity) ? m : null;
+    },
+    { timeoutMs: 30_000, what: 'segments of the new epoch after a discontinuity' },
+  );
+  assert.deepEqual(checkMediaPlaylist(resumed), []);
+  assert.deepEqual(checkReload(before, resumed), []);
+  assert.equal(resumed.endlist, false);
+  assert.ok(!p.events.slice(eventsBefore).some((e) => e.streamId === 'e2e' && e.type === 'ended'));
+
+  // The streamer stops for good: after the grace period, `ended`, then ENDLIST on every rendition.
+  await publishers.at(-1)?.stop('SIGKILL');
+  await waitFor(() => p.events.find((e) => e.streamId === 'e2e' && e.type === 'ended'), {
+    timeoutMs: 15_000,
+    what: 'ended',
+  });
+  for (const rendition of ['360p', '240p']) {
+    const closed = await waitFor(
+      async () => {
+        const m = await p.media('e2e', rendition);
+        return m?.endlist ? m : null;
+      },
+      { timeoutMs: 15_000, what: `ENDLIST on ${rendition}` },
+    );
+    assert.deepEqual(checkMediaPlaylist(closed), []);
+  }
+});

@@ -1,0 +1,155 @@
+// The whole platform for end-to-end tests: a real nats-server and every service as its own process on
+// free ports, local storage in a temp folder, and helpers to read playlists through the HTTP origin.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bytes, connectBus, decode } from '@live/bus';
+import { createKeyReply, type LifecycleEvent, lifecycleEvent, subjects } from '@live/contracts';
+import { createLogger } from '@live/log';
+import {
+  type Child,
+  freePort,
+  type NatsServer,
+  startNatsServer,
+  startServiceProcess,
+  waitFor,
+} from '@live/testing';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { parse } from 'hls-parser';
+import type { MasterPlaylist, MediaPlaylist } from 'hls-parser/types.js';
+
+/** Small ladder for a 640x360 test source on a 2-core machine. */
+export const TEST_LADDER = [
+  { name: '360p', width: 640, height: 360, fps: 30, videoKbps: 600, audioKbps: 64 },
+  { name: '240p', width: 426, height: 240, fps: 30, videoKbps: 300, audioKbps: 64 },
+];
+
+export interface Platform {
+  nats: NatsServer;
+  nc: NatsConnection;
+  mediaDir: string;
+  rtmpPort: number;
+  originPort: number;
+  ingest: Child;
+  supervisor: Child;
+  packager: Child;
+  workers: Child[];
+  events: LifecycleEvent[];
+  logs: { service: string; line: Record<string, unknown> }[];
+  createKey(streamId: string): Promise<string>;
+  publishUrl(key: string): string;
+  fetchText(path: string): Promise<string | null>;
+  master(streamId: string): Promise<MasterPlaylist | null>;
+  media(streamId: string, rendition: string): Promise<MediaPlaylist | null>;
+  startWorker(): Promise<Child>;
+  startPackager(): Promise<Child>;
+  stop(): Promise<void>;
+}
+
+export async function startPlatform(
+  options: { workers?: number; env?: Record<string, string> } = {},
+): Promise<Platform> {
+  const logger = createLogger({ service: 'e2e', level: 'fatal' });
+  const nats = await startNatsServer();
+  const nc = await connectBus({ servers: [nats.url], name: 'e2e', logger });
+  const mediaDir = mkdtempSync(join(tmpdir(), 'media-'));
+  const workDir = mkdtempSync(join(tmpdir(), 'transcode-'));
+  const events: LifecycleEvent[] = [];
+  const logs: Platform['logs'] = [];
+  nc.subscribe(subjects.allStreamEvents, {
+    callback: (_e, m) => {
+      const d = decode(lifecycleEvent, m.data);
+      if (d.ok) events.push(d.value);
+    },
+  });
+  const common = { NATS_URL: nats.url, STORAGE: 'local', STORAGE_LOCAL_DIR: mediaDir, ...options.env };
+  const collect = (service: string) => (line: string) => {
+    try {
+      logs.push({ service, line: JSON.parse(line) });
+    } catch {
+      logs.push({ service, line: { raw: line } });
+    }
+  };
+  const start = async (service: string, env: Record<string, string>) => {
+    const opsPort = await freePort();
+    const opsVar = `${service.toUpperCase()}_OPS_PORT`;
+    return startServiceProcess({
+      service,
+      opsPort,
+      env: { ...common, [opsVar]: String(opsPort), ...env },
+      onLine: collect(service),
+    });
+  };
+  const rtmpPort = await freePort();
+  const originPort = await freePort();
+  const ingest = await start('ingest', {
+    INGEST_BIND: '127.0.0.1',
+    INGEST_RTMP_PORT: String(rtmpPort),
+    INGEST_RECONNECT_GRACE_MS: '4000',
+  });
+  const supervisor = await start('supervisor', { SUPERVISOR_LADDER: JSON.stringify(TEST_LADDER) });
+  let workerCount = 0;
+  const startWorker = () =>
+    start('transcoder', {
+      TRANSCODER_WORKER_ID: `w${++workerCount}`,
+      TRANSCODER_SLOTS: '1',
+      TRANSCODER_WORK_DIR: join(workDir, `w${workerCount}`),
+      TRANSCODER_PRESET: 'ultrafast',
+    });
+  const startPackager = () =>
+    start('packager', {
+      PACKAGER_HTTP_PORT: String(originPort),
+      PACKAGER_HTTP_BIND: '127.0.0.1',
+      PACKAGER_DELETE_GRACE_MS: '5000',
+    });
+  const workers: Child[] = [];
+  for (let i = 0; i < (options.workers ?? 2); i++) workers.push(await startWorker());
+  const platform: Platform = {
+    nats,
+    nc,
+    mediaDir,
+    rtmpPort,
+    originPort,
+    ingest,
+    supervisor,
+    packager: await startPackager(),
+    workers,
+    events,
+    logs,
+    startWorker,
+    startPackager,
+    async createKey(streamId) {
+      const reply = await nc.request(subjects.ctl.keysCreate, bytes(JSON.stringify({ streamId })), {
+        timeout: 5000,
+      });
+      const d = decode(createKeyReply, reply.data);
+      if (!d.ok) throw new Error('key creation failed');
+      return d.value.streamKey;
+    },
+    publishUrl: (key) => `rtmp://127.0.0.1:${rtmpPort}/live/${key}`,
+    async fetchText(path) {
+      const res = await fetch(`http://127.0.0.1:${originPort}${path}`);
+      return res.ok ? res.text() : null;
+    },
+    async master(streamId) {
+      const text = await platform.fetchText(`/hls/${streamId}/master.m3u8`);
+      return text ? (parse(text) as MasterPlaylist) : null;
+    },
+    async media(streamId, rendition) {
+      const text = await platform.fetchText(`/hls/${streamId}/${rendition}.m3u8`);
+      return text ? (parse(text) as MediaPlaylist) : null;
+    },
+    async stop() {
+      await Promise.all(
+        [...platform.workers, platform.packager, supervisor, ingest].map((c) => c.stop('SIGTERM', 5000)),
+      );
+      await nc.close();
+      await nats.dispose();
+      rmSync(mediaDir, { recursive: true, force: true });
+      rmSync(workDir, { recursive: true, force: true });
+    },
+  };
+  return platform;
+}
+
+export { waitFor };
