@@ -74,7 +74,7 @@ export class Assigner {
 
   private async current(streamId: string): Promise<{ record: AssignmentRecord; revision: number } | null> {
     const entry = await this.requireKv().get(streamId);
-    if (!entry || entry.operation !== 'PUT') return null;
+    if (entry?.operation !== 'PUT') return null;
     const decoded = decode(assignmentRecord, entry.value);
     return decoded.ok ? { record: decoded.value, revision: entry.revision } : null;
   }

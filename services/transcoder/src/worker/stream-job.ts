@@ -1,8 +1,3 @@
-// One stream on one worker at one epoch: ffmpeg producing the ladder into a work folder, and per rendition
-// a watcher that uploads each completed segment to storage and announces it on live.media.<id>.segment.
-// Completion signal: ffmpeg renames a segment into place (temp_file) and then rewrites its own playlist;
-// a changed playlist lists every complete segment with its exact duration and program date time.
-import { randomUUID } from 'node:crypto';
 import { type FSWatcher, watch } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
