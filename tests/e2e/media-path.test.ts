@@ -119,6 +119,32 @@ test('a published stream becomes adaptive HLS: every rendition listed, valid, ad
   console.log(`first playable master after ${firstPlayable} ms`);
 });
 
+test('killing and restarting the packager mid-stream loses nothing: no gap, no repeated number', async () => {
+  const before = await waitFor(() => p.media('e2e', '360p'), { what: 'the live playlist' });
+  await p.packager.stop('SIGKILL');
+  // Segments keep being announced while the packager is down (they wait in its durable consumer).
+  const downSince = Date.now();
+  await waitFor(() => Date.now() - downSince > 2500 && p.events, { intervalMs: 100, what: 'some downtime' });
+  p.packager = await p.startPackager();
+  const after = await waitFor(
+    async () => {
+      const m = await p.media('e2e', '360p');
+      return m &&
+        (m.segments.at(-1)?.mediaSequenceNumber ?? 0) >=
+          (before.segments.at(-1)?.mediaSequenceNumber ?? 0) + 4
+        ? m
+        : null;
+    },
+    { timeoutMs: 20_000, what: 'the playlist to advance after the restart' },
+  );
+  assert.deepEqual(checkMediaPlaylist(after), []);
+  assert.deepEqual(checkReload(before, after), []);
+  // Content has no hole: within one epoch, ffmpeg's segment numbers are consecutive.
+  const numbers = after.segments.map((s) => Number(/seg_(\d+)\.m4s$/.exec(s.uri)?.[1]));
+  for (let i = 1; i < numbers.length; i++)
+    assert.equal(numbers[i], (numbers[i - 1] ?? 0) + 1, `segments ${numbers.join(',')}`);
+});
+
 test('a publisher that reconnects continues the same playlist after a discontinuity; ended adds ENDLIST', async () => {
   const before = await waitFor(() => p.media('e2e', '360p'), { what: 'the live playlist' });
   const epochBefore = Number(before.segments.at(-1)?.uri.split('/')[0]);

@@ -32,6 +32,7 @@ async function main(): Promise<void> {
   const nc = await connectBus({ servers: config.NATS_URL, name: 'packager', logger });
   await provision(nc, logger, { replicas: config.NATS_REPLICAS });
   const packager = new Packager({
+    nc,
     storage,
     logger,
     windowSegments: config.PACKAGER_WINDOW_SEGMENTS,

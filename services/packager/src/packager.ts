@@ -6,11 +6,15 @@ import { decode, type NatsConnection } from '@live/bus';
 import {
   assignmentRecord,
   buckets,
+  streams as jsStreams,
   type LifecycleEvent,
   type Rendition,
   type SegmentEvent,
+  segmentEvent,
+  subjects,
 } from '@live/contracts';
 import { cacheControl, type Storage } from '@live/storage';
+import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { parse } from 'hls-parser';
 import type { MasterPlaylist } from 'hls-parser/types.js';
@@ -19,6 +23,7 @@ import type { Counter } from 'prom-client';
 import { StreamPlaylists } from './playlists/stream-playlists.js';
 
 export interface PackagerOptions {
+  nc: NatsConnection;
   storage: Storage;
   logger: Logger;
   windowSegments: number;
@@ -57,41 +62,65 @@ export class Packager {
 
   async onSegment(event: SegmentEvent): Promise<void> {
     const stream = await this.stream(event.streamId);
+    if (!this.apply(stream, event)) return;
+    const pendingEnd = this.endTimers.get(event.streamId);
+    if (pendingEnd) pendingEnd.refresh();
+    if (event.kind === 'media') await this.writeMedia(stream, event.rendition.name);
+    if (stream.masterReady()) await this.writeMaster(stream);
+  }
+
+  /** Applies one event to the in-memory playlists; true if it changed them. */
+  private apply(stream: StreamPlaylists, event: SegmentEvent): boolean {
     const { result, removed } = stream.accept(event);
     this.o.metrics.segments.inc({ result, kind: event.kind });
     if (result === 'fenced') {
+      const { streamId, epoch, workerId } = event;
       this.log.warn(
-        {
-          streamId: event.streamId,
-          epoch: event.epoch,
-          current: stream.currentEpoch,
-          workerId: event.workerId,
-        },
+        { streamId, epoch, workerId, current: stream.currentEpoch },
         'segment of an old epoch dropped',
       );
-      return;
+    } else if (result === 'no-init') {
+      this.log.warn({ streamId: event.streamId, key: event.key }, 'segment before its init segment dropped');
     }
-    if (result !== 'accepted') {
-      if (result === 'no-init')
-        this.log.warn(
-          { streamId: event.streamId, key: event.key },
-          'segment before its init segment dropped',
-        );
-      return;
-    }
-    const pendingEnd = this.endTimers.get(event.streamId);
-    if (pendingEnd) pendingEnd.refresh();
-    if (event.kind === 'init') {
-      if (stream.masterReady()) await this.writeMaster(stream);
-      return;
-    }
-    await this.o.storage.put(
-      StreamPlaylists.mediaKey(event.streamId, event.rendition.name),
-      Buffer.from(stream.mediaPlaylist(event.rendition.name)),
-      PLAYLIST,
-    );
-    if (stream.masterReady()) await this.writeMaster(stream);
+    if (result !== 'accepted') return false;
     this.scheduleDelete([...removed.map((e) => e.key), ...stream.unusedInitKeys()]);
+    return true;
+  }
+
+  private async writeMedia(stream: StreamPlaylists, rendition: string): Promise<void> {
+    const key = StreamPlaylists.mediaKey(stream.streamId, rendition);
+    await this.o.storage.put(key, Buffer.from(stream.mediaPlaylist(rendition)), PLAYLIST);
+  }
+
+  /**
+   * After a restart: what storage holds can be behind LIVE_MEDIA (segments announced while this process
+   * was down, or handed to it just before it died and not redelivered until their ack wait passes).
+   * Replays the stream's segment events from just before the newest restored segment, in order; what was
+   * already applied is recognised as a duplicate.
+   */
+  private async catchUp(stream: StreamPlaylists): Promise<void> {
+    const newest = stream.newestProgramDateTime();
+    const consumer = await jetstream(this.o.nc).consumers.get(jsStreams.media, {
+      filter_subjects: subjects.mediaSegment(stream.streamId),
+      ...(newest
+        ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(newest - 10_000).toISOString() }
+        : { deliver_policy: DeliverPolicy.All }),
+    });
+    let applied = 0;
+    for (;;) {
+      const batch = await consumer.fetch({ max_messages: 500, expires: 1000 });
+      let pending = 0;
+      let count = 0;
+      for await (const m of batch) {
+        count++;
+        pending = m.info.pending;
+        const decoded = decode(segmentEvent, m.data);
+        if (decoded.ok && this.apply(stream, decoded.value)) applied++;
+      }
+      if (count === 0 || pending === 0) break;
+    }
+    for (const name of stream.renditions.keys()) await this.writeMedia(stream, name);
+    this.log.info({ streamId: stream.streamId, applied }, 'caught up with LIVE_MEDIA after restart');
   }
 
   async onLifecycle(event: LifecycleEvent): Promise<void> {
@@ -168,6 +197,7 @@ export class Packager {
       }
       this.masterWritten.set(streamId, master.toString('utf8'));
       this.log.info({ streamId, epoch: stream.currentEpoch }, 'playlists restored from storage');
+      await this.catchUp(stream);
     }
     return stream;
   }

@@ -1,8 +1,7 @@
 // A transcoder worker as a real process: assignment by request, segments uploaded and announced, heartbeats
 // with progress, failures reported with ffmpeg's last lines, no orphan ffmpeg after SIGKILL, self-fencing.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -18,7 +17,15 @@ import {
   transcoderHeartbeat,
 } from '@live/contracts';
 import { createLogger } from '@live/log';
-import { type Child, freePort, type NatsServer, startNatsServer, startPublisher, startServiceProcess, waitFor } from '@live/testing';
+import {
+  type Child,
+  freePort,
+  type NatsServer,
+  startNatsServer,
+  startPublisher,
+  startServiceProcess,
+  waitFor,
+} from '@live/testing';
 import type { NatsConnection } from '@nats-io/nats-core';
 
 const logger = createLogger({ service: 'worker-test', level: 'fatal' });
@@ -112,12 +119,26 @@ before(async () => {
   ingest = await startServiceProcess({
     service: 'ingest',
     opsPort: ingestOps,
-    env: { NATS_URL: nats.url, INGEST_BIND: '127.0.0.1', INGEST_RTMP_PORT: String(rtmpPort), INGEST_OPS_PORT: String(ingestOps) },
+    env: {
+      NATS_URL: nats.url,
+      INGEST_BIND: '127.0.0.1',
+      INGEST_RTMP_PORT: String(rtmpPort),
+      INGEST_OPS_PORT: String(ingestOps),
+    },
   });
-  const reply = decode(createKeyReply, (await nc.request(subjects.ctl.keysCreate, bytes('{"streamId":"wt"}'), { timeout: 5000 })).data);
+  const reply = decode(
+    createKeyReply,
+    (await nc.request(subjects.ctl.keysCreate, bytes('{"streamId":"wt"}'), { timeout: 5000 })).data,
+  );
   assert.ok(reply.ok);
-  publisher = startPublisher({ url: `rtmp://127.0.0.1:${rtmpPort}/live/${reply.value.streamKey}`, width: 320, height: 180 });
-  const started = await waitFor(() => events.find((e) => e.type === 'started'), { what: 'the source to start' });
+  publisher = startPublisher({
+    url: `rtmp://127.0.0.1:${rtmpPort}/live/${reply.value.streamKey}`,
+    width: 320,
+    height: 180,
+  });
+  const started = await waitFor(() => events.find((e) => e.type === 'started'), {
+    what: 'the source to start',
+  });
   assert.equal(started.type, 'started');
   source = started.source;
 });
@@ -133,24 +154,37 @@ after(async () => {
 test('an assigned stream is transcoded: init and media segments uploaded and announced, progress in heartbeats', async () => {
   const w = await startWorker('wa');
   assert.equal((await assign('wa', 'wt', 1)).error, undefined);
-  const media = await waitFor(() => segments.filter((s) => s.workerId === 'wa' && s.kind === 'media').length >= 3 && segments, {
-    timeoutMs: 20_000,
-    what: '3 media segments',
-  });
+  const media = await waitFor(
+    () => segments.filter((s) => s.workerId === 'wa' && s.kind === 'media').length >= 3 && segments,
+    {
+      timeoutMs: 20_000,
+      what: '3 media segments',
+    },
+  );
   const init = media.find((s) => s.kind === 'init' && s.workerId === 'wa');
   assert.ok(init);
   assert.equal(init.key, 'wt/1/180p/init.mp4');
   const first = media.find((s) => s.kind === 'media' && s.workerId === 'wa');
   assert.ok(first && first.bytes > 0 && first.durationMs > 900 && first.durationMs < 1100);
   assert.ok(first.programDateTime);
-  assert.equal(readFileSync(join(mediaDir, first.key)).length, first.bytes, 'the announced object is in storage');
+  assert.equal(
+    readFileSync(join(mediaDir, first.key)).length,
+    first.bytes,
+    'the announced object is in storage',
+  );
   // Uploaded and announced within 100 ms of ffmpeg completing it (median over the segments so far).
   const lags = media
     .filter((s) => s.kind === 'media' && s.workerId === 'wa')
     .map((s) => (receivedAt.get(s.id) ?? Number.POSITIVE_INFINITY) - s.completedAt)
     .sort((a, b) => a - b);
-  assert.ok((lags[Math.floor(lags.length / 2)] ?? Number.POSITIVE_INFINITY) < 100, `announce lags ${lags.join(', ')} ms`);
-  const beat = await waitFor(() => beats.findLast((b) => b.workerId === 'wa' && (b.streams[0]?.frames ?? 0) > 30), { what: 'a heartbeat with progress' });
+  assert.ok(
+    (lags[Math.floor(lags.length / 2)] ?? Number.POSITIVE_INFINITY) < 100,
+    `announce lags ${lags.join(', ')} ms`,
+  );
+  const beat = await waitFor(
+    () => beats.findLast((b) => b.workerId === 'wa' && (b.streams[0]?.frames ?? 0) > 30),
+    { what: 'a heartbeat with progress' },
+  );
   assert.equal(beat.free, 0);
   assert.equal(beat.streams[0]?.state, 'running');
   assert.ok((beat.streams[0]?.mediaTimeMs ?? 0) > 1000);
@@ -158,20 +192,28 @@ test('an assigned stream is transcoded: init and media segments uploaded and ann
   assert.match((await assign('wa', 'wt', 1)).body, /accepted/);
   assert.equal((await assign('wa', 'wt', 2)).error, undefined);
   assert.match((await assign('wa', 'wt', 1)).error ?? '', /stale epoch 1: this worker runs epoch 2/);
-  await waitFor(() => ffmpegPids(w.workDir).length === 1, { what: 'exactly one ffmpeg after the epoch change' });
+  await waitFor(() => ffmpegPids(w.workDir).length === 1, {
+    what: 'exactly one ffmpeg after the epoch change',
+  });
 
   // SIGKILL the worker: its ffmpeg dies with it (no orphan).
   const pids = ffmpegPids(w.workDir);
   assert.equal(pids.length, 1, 'one ffmpeg running');
   await w.child.stop('SIGKILL');
-  await waitFor(() => ffmpegPids(w.workDir).length === 0, { timeoutMs: 5000, what: 'the orphaned ffmpeg to be gone' });
+  await waitFor(() => ffmpegPids(w.workDir).length === 0, {
+    timeoutMs: 5000,
+    what: 'the orphaned ffmpeg to be gone',
+  });
 });
 
 test('an ffmpeg failure is reported with its last stderr lines', async () => {
   await startWorker('wb');
   const badSource = { ...source, url: source.url.replace(/token=[^&]+/, 'token=wrong') };
   await assign('wb', 'wt', 3, badSource);
-  const failed = await waitFor(() => events.find((e) => e.type === 'transcode_failed'), { timeoutMs: 30_000, what: 'transcode_failed' });
+  const failed = await waitFor(() => events.find((e) => e.type === 'transcode_failed'), {
+    timeoutMs: 30_000,
+    what: 'transcode_failed',
+  });
   assert.equal(failed.type, 'transcode_failed');
   assert.equal(failed.workerId, 'wb');
   assert.ok(failed.lastLines.length > 0);
@@ -181,10 +223,14 @@ test('an ffmpeg failure is reported with its last stderr lines', async () => {
 test('a worker cut off from NATS stops its ffmpeg by itself (self-fencing)', async () => {
   const w = await startWorker('wc');
   await assign('wc', 'wt', 4);
-  await waitFor(() => ffmpegPids(w.workDir).length === 1 && segments.some((s) => s.workerId === 'wc' && s.kind === 'media'), {
-    timeoutMs: 20_000,
-    what: 'wc transcoding',
-  });
+  await waitFor(
+    () =>
+      ffmpegPids(w.workDir).length === 1 && segments.some((s) => s.workerId === 'wc' && s.kind === 'media'),
+    {
+      timeoutMs: 20_000,
+      what: 'wc transcoding',
+    },
+  );
   await nats.stop();
   await waitFor(() => ffmpegPids(w.workDir).length === 0, { timeoutMs: 8000, what: 'ffmpeg to be fenced' });
   assert.ok(!w.child.hasExited(), 'the worker itself lives on');

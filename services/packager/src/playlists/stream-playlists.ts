@@ -28,9 +28,12 @@ interface RenditionState {
   /** dsn of the next segment before any discontinuity flag. */
   dsn: number;
   epoch: number;
+  /** ffmpeg's sequence of the last accepted segment of `epoch`: anything at or below it was seen. */
+  sequence: number;
   initKeys: Map<number, string>;
 }
 
+/** duplicate: already in the playlist or older than its newest segment (a redelivery or replay). */
 export type AcceptResult = 'accepted' | 'fenced' | 'duplicate' | 'no-init';
 
 export class StreamPlaylists {
@@ -71,6 +74,7 @@ export class StreamPlaylists {
         nextMsn: 0,
         dsn: 0,
         epoch: 0,
+        sequence: -1,
         initKeys: new Map(),
       };
       this.renditions.set(event.rendition.name, state);
@@ -81,12 +85,17 @@ export class StreamPlaylists {
       state.rendition = event.rendition;
       return { result: 'accepted', removed: [] };
     }
-    if (state.entries.some((e) => e.key === event.key)) return { result: 'duplicate', removed: [] };
+    // Segments of one epoch and rendition are accepted in ffmpeg's order only: a number cannot be given
+    // to a segment older than one already listed without renumbering what players have seen.
+    if (event.epoch < state.epoch || (event.epoch === state.epoch && event.sequence <= state.sequence)) {
+      return { result: 'duplicate', removed: [] };
+    }
     const initKey = state.initKeys.get(event.epoch);
     if (!initKey) return { result: 'no-init', removed: [] };
     const discontinuity = state.entries.length > 0 && state.epoch !== event.epoch;
     if (discontinuity) state.dsn++;
     state.epoch = event.epoch;
+    state.sequence = event.sequence;
     state.entries.push({
       msn: state.nextMsn++,
       dsn: state.dsn,
@@ -183,6 +192,14 @@ export class StreamPlaylists {
     return stringify(playlist);
   }
 
+  /** Program date time of the newest segment of any rendition (where a replay must start). */
+  newestProgramDateTime(): number | null {
+    const times = [...this.renditions.values()].flatMap((r) =>
+      r.entries.map((e) => (e.programDateTime ? Date.parse(e.programDateTime) : 0)),
+    );
+    return times.length > 0 ? Math.max(...times) : null;
+  }
+
   /** Rebuilds a rendition's state from the media playlist found in storage (packager restart). */
   restore(rendition: Rendition, codecs: string, text: string): void {
     const playlist = parse(text) as MediaPlaylist;
@@ -213,6 +230,7 @@ export class StreamPlaylists {
       nextMsn: last ? last.msn + 1 : (playlist.mediaSequenceBase ?? 0),
       dsn: last?.dsn ?? playlist.discontinuitySequenceBase ?? 0,
       epoch: last?.epoch ?? 0,
+      sequence: last ? Number(/seg_(\d+)\.m4s$/.exec(last.key)?.[1] ?? -1) : -1,
       initKeys,
     });
     if (last) this.raiseEpoch(last.epoch);
