@@ -31,13 +31,30 @@ if (args.help) {
   process.exit(0);
 }
 
-// Local defaults (design.md): RTMP 1935, NATS 4222 (monitoring 8222), ops ports 91xx.
-const ports = { rtmp: 1935, nats: 4222, natsMonitor: 8222, ingestOps: 9101 };
+// Local defaults (design.md): RTMP 1935, NATS 4222 (monitoring 8222), HTTP origin 8080, ops ports 91xx.
+const ports = {
+  rtmp: 1935,
+  nats: 4222,
+  natsMonitor: 8222,
+  origin: 8080,
+  ingestOps: 9101,
+  transcoderOps: [9102, 9112],
+  packagerOps: 9103,
+  supervisorOps: 9104,
+};
 const dataDir = join(repoRoot, '.data');
 const natsUrl = `nats://127.0.0.1:${ports.nats}`;
 const children: Child[] = [];
 
-const colors: Record<string, string> = { nats: '35', ingest: '36', demo: '33', local: '32' };
+const colors: Record<string, string> = {
+  nats: '35',
+  ingest: '36',
+  supervisor: '34',
+  packager: '94',
+  transcoder: '96',
+  demo: '33',
+  local: '32',
+};
 const SEVERITY_COLOR: Record<string, string> = { WARNING: '33', ERROR: '31', CRITICAL: '31' };
 function print(name: string, line: string): void {
   let body = line;
@@ -61,14 +78,20 @@ function print(name: string, line: string): void {
   console.log(`${time} \x1b[${colors[name] ?? '0'}m${name.padEnd(10)}\x1b[0m ${body}`);
 }
 
-function spawnService(name: string, env: Record<string, string>): Child {
+function spawnService(name: string, env: Record<string, string>, label = name): Child {
   const { command, args: argv } = serviceCommand(name);
   const child = startChild({
-    name,
+    name: label,
     command,
     args: argv,
     cwd: repoRoot,
-    env: { ...process.env, NATS_URL: natsUrl, ...env },
+    env: {
+      ...process.env,
+      NATS_URL: natsUrl,
+      STORAGE: 'local',
+      STORAGE_LOCAL_DIR: join(dataDir, 'media'),
+      ...env,
+    },
     onLine: (line) => print(name, line),
   });
   children.push(child);
@@ -138,6 +161,39 @@ async function main(): Promise<void> {
     INGEST_OPS_PORT: String(ports.ingestOps),
   });
   await ready('ingest', ports.ingestOps, ingest);
+  // One machine runs everything: a ladder capped at 480p keeps a laptop cool and still shows ABR
+  // (production uses the 1080p/720p/480p/360p presets).
+  const supervisor = spawnService('supervisor', {
+    SUPERVISOR_OPS_PORT: String(ports.supervisorOps),
+    SUPERVISOR_LADDER: JSON.stringify([
+      { name: '480p', width: 854, height: 480, fps: 30, videoKbps: 1400, audioKbps: 96 },
+      { name: '360p', width: 640, height: 360, fps: 30, videoKbps: 800, audioKbps: 96 },
+      { name: '240p', width: 426, height: 240, fps: 30, videoKbps: 400, audioKbps: 64 },
+    ]),
+  });
+  const packager = spawnService('packager', {
+    PACKAGER_OPS_PORT: String(ports.packagerOps),
+    PACKAGER_HTTP_PORT: String(ports.origin),
+  });
+  // Two workers with one slot each: one transcodes, the other is the warm standby for failover.
+  const workers = ports.transcoderOps.map((opsPort, i) =>
+    spawnService(
+      'transcoder',
+      {
+        TRANSCODER_WORKER_ID: `local-${i + 1}`,
+        TRANSCODER_OPS_PORT: String(opsPort),
+        TRANSCODER_WORK_DIR: join(dataDir, 'transcode', `local-${i + 1}`),
+        // A cheaper x264 preset than production's veryfast: the whole platform shares this machine.
+        TRANSCODER_PRESET: 'superfast',
+      },
+      `transcoder-${i + 1}`,
+    ),
+  );
+  await Promise.all([
+    ready('supervisor', ports.supervisorOps, supervisor),
+    ready('packager', ports.packagerOps, packager),
+    ...workers.map((w, i) => ready(`transcoder-${i + 1}`, ports.transcoderOps[i] as number, w)),
+  ]);
 
   // A fresh key for the demo channel every start: the old ones are revoked, the new one shown once.
   const nc = await connect({ servers: [natsUrl], name: 'local launcher' });
@@ -182,10 +238,11 @@ async function main(): Promise<void> {
                       Server      rtmp://localhost:${ports.rtmp}/live
                       Stream key  ${created.value.streamKey}   (channel "demo"; shown once, new at every start)
     New keys:         npm run keys -- create <channel>
-    Watch:            the HLS player arrives with the media path (transcoder + packager); until then
-                      follow the stream's events here, or: nats sub 'live.>' --server ${natsUrl}
+    Watch:            http://localhost:${ports.origin}/watch/<channel>   (demo: http://localhost:${ports.origin}/watch/demo)
+    HLS:              http://localhost:${ports.origin}/hls/<channel>/master.m3u8
+    Events:           nats sub 'live.>' --server ${natsUrl}
     NATS:             ${natsUrl}  (monitoring http://localhost:${ports.natsMonitor})
-    Ingest health:    http://localhost:${ports.ingestOps}/readyz  /metrics
+    Ops endpoints:    /healthz /readyz /metrics on ports ingest ${ports.ingestOps}, transcoders ${ports.transcoderOps.join('/')}, packager ${ports.packagerOps}, supervisor ${ports.supervisorOps}
   ${args.demo ? 'A synthetic test stream is publishing on "demo".' : 'Tip: npm start -- --demo publishes a test stream on "demo".'}
   Ctrl-C stops everything.
 `);

@@ -46,9 +46,16 @@ export interface Platform {
   stop(): Promise<void>;
 }
 
-export async function startPlatform(
-  options: { workers?: number; env?: Record<string, string> } = {},
-): Promise<Platform> {
+export interface PlatformOptions {
+  workers?: number;
+  /** Ladder presets for the supervisor (default: TEST_LADDER). */
+  ladder?: typeof TEST_LADDER;
+  /** x264 preset of the workers (default: ultrafast, the cheapest). */
+  preset?: string;
+  env?: Record<string, string>;
+}
+
+export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
   const logger = createLogger({ service: 'e2e', level: 'fatal' });
   const nats = await startNatsServer();
   const nc = await connectBus({ servers: [nats.url], name: 'e2e', logger });
@@ -87,14 +94,14 @@ export async function startPlatform(
     INGEST_RTMP_PORT: String(rtmpPort),
     INGEST_RECONNECT_GRACE_MS: '4000',
   });
-  const supervisor = await start('supervisor', { SUPERVISOR_LADDER: JSON.stringify(TEST_LADDER) });
+  const supervisor = await start('supervisor', { SUPERVISOR_LADDER: JSON.stringify(options.ladder ?? TEST_LADDER) });
   let workerCount = 0;
   const startWorker = () =>
     start('transcoder', {
       TRANSCODER_WORKER_ID: `w${++workerCount}`,
       TRANSCODER_SLOTS: '1',
       TRANSCODER_WORK_DIR: join(workDir, `w${workerCount}`),
-      TRANSCODER_PRESET: 'ultrafast',
+      TRANSCODER_PRESET: options.preset ?? 'ultrafast',
     });
   const startPackager = () =>
     start('packager', {

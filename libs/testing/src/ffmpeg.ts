@@ -19,6 +19,40 @@ export interface PublisherOptions {
   noAudio?: boolean;
   /** Publish a pre-encoded file in a loop with -c copy instead of encoding (cheap: for many publishers). */
   inputFile?: string;
+  /** Draw the media time as a barcode across the top (see clockBarcodeFilter). */
+  clockBarcode?: boolean;
+  /** x264 preset for the synthetic source (default ultrafast). */
+  preset?: string;
+}
+
+/** Bits of the clock barcode: media time in 10 ms units, 16 bits (655 s before it wraps). */
+export const BARCODE_BITS = 16;
+
+/**
+ * A machine-readable clock burnt into the picture: BARCODE_BITS white/black blocks across the top 1/8 of
+ * the frame, bit i = floor(t * 100 / 2^i) mod 2, where t is the frame's media time in seconds. Blocks are
+ * large so they survive scaling and compression; readClockBarcode reads them back.
+ */
+export function clockBarcodeFilter(width: number, height: number): string {
+  const block = Math.floor(width / BARCODE_BITS);
+  const strip = Math.floor(height / 8);
+  const boxes = Array.from(
+    { length: BARCODE_BITS },
+    (_, i) => `drawbox=x=${i * block}:y=0:w=${block}:h=${strip}:color=white:t=fill:enable='eq(mod(floor(t*100/${2 ** i}),2),1)'`,
+  );
+  return [`drawbox=x=0:y=0:w=${block * BARCODE_BITS}:h=${strip}:color=black:t=fill`, ...boxes].join(',');
+}
+
+/** Reads the clock barcode from a frame's luma plane (8-bit gray, `width` x `height`): media time in ms. */
+export function readClockBarcode(gray: Buffer, width: number, height: number): number {
+  const block = width / BARCODE_BITS;
+  const y = Math.floor(height / 16);
+  let value = 0;
+  for (let i = 0; i < BARCODE_BITS; i++) {
+    const x = Math.floor(i * block + block / 2);
+    if ((gray[y * width + x] ?? 0) > 128) value += 2 ** i;
+  }
+  return value * 10;
 }
 
 /** Arguments of the synthetic publisher, kept pure so a test can read them. */
@@ -31,11 +65,12 @@ export function publisherArgs(o: PublisherOptions): string[] {
   } else {
     args.push('-re', '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${fps}`);
     if (!o.noAudio) args.push('-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000');
+    if (o.clockBarcode) args.push('-vf', clockBarcodeFilter(width, height));
     args.push(
       '-c:v',
       'libx264',
       '-preset',
-      'ultrafast',
+      o.preset ?? 'ultrafast',
       '-tune',
       'zerolatency',
       '-pix_fmt',

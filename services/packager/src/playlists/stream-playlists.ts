@@ -154,7 +154,8 @@ export class StreamPlaylists {
       independentSegments: true,
       variants,
     });
-    return stringify(master);
+    // RFC 8216: every line ends with a line feed (hls-parser leaves the last one off).
+    return `${stringify(master)}\n`;
   }
 
   mediaPlaylist(renditionName: string): string {
@@ -189,7 +190,7 @@ export class StreamPlaylists {
       endlist: this.ended,
       segments,
     });
-    return stringify(playlist);
+    return `${stringify(playlist)}\n`;
   }
 
   /** Program date time of the newest segment of any rendition (where a replay must start). */
