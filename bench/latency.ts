@@ -33,7 +33,7 @@ const warmup = Number(values.warmup);
 const width = Number(values.width);
 const height = Number(values.height);
 
-const platform = await startPlatform({ workers: 1, ladder: DEFAULT_LADDER, preset: values.preset });
+const platform = await startPlatform({ workers: 1, ladder: DEFAULT_LADDER, preset: values.preset, env: { LOG_LEVEL: 'info' } });
 const streamId = 'latency';
 try {
   const key = await platform.createKey(streamId);

@@ -17,8 +17,10 @@ export interface PublisherOptions {
   pixelFormat?: string;
   /** Omit the audio track. */
   noAudio?: boolean;
-  /** Publish a pre-encoded file in a loop with -c copy instead of encoding (cheap: for many publishers). */
+  /** Publish a pre-encoded file with -c copy instead of encoding (cheap: for many publishers). */
   inputFile?: string;
+  /** Loop inputFile forever (default true). */
+  loop?: boolean;
   /** Draw the media time as a barcode across the top (see clockBarcodeFilter). */
   clockBarcode?: boolean;
   /** x264 preset for the synthetic source (default ultrafast). */
@@ -61,7 +63,7 @@ export function publisherArgs(o: PublisherOptions): string[] {
   const args = ['-hide_banner', '-nostdin', '-loglevel', 'warning'];
   if (o.inputFile) {
     // -re: read at native speed like a live encoder; -stream_loop -1: loop the clip forever.
-    args.push('-re', '-stream_loop', '-1', '-i', o.inputFile, '-c', 'copy');
+    args.push('-re', ...(o.loop === false ? [] : ['-stream_loop', '-1']), '-i', o.inputFile, '-c', 'copy');
   } else {
     args.push('-re', '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${fps}`);
     if (!o.noAudio) args.push('-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000');
@@ -91,8 +93,8 @@ export function startPublisher(options: PublisherOptions): Child {
   return startChild({ name: 'publisher', command: 'ffmpeg', args: publisherArgs(options) });
 }
 
-/** Encodes a short clip for `inputFile` publishers: 360p H.264 + AAC at a constant ~2.5 Mbit/s. */
-export async function encodeClip(path: string, seconds = 10, kbps = 2400): Promise<void> {
+/** Encodes a clip for `inputFile` publishers: H.264 (2 s GOP) + AAC at a constant bitrate. */
+export async function encodeClip(path: string, seconds = 10, kbps = 2400, size = '640x360'): Promise<void> {
   await promisify(execFile)('ffmpeg', [
     '-hide_banner',
     '-loglevel',
@@ -101,7 +103,7 @@ export async function encodeClip(path: string, seconds = 10, kbps = 2400): Promi
     '-f',
     'lavfi',
     '-i',
-    'testsrc2=size=640x360:rate=30',
+    `testsrc2=size=${size}:rate=30`,
     '-f',
     'lavfi',
     '-i',

@@ -1,0 +1,123 @@
+// bench:transcode — CPU seconds of the whole pipeline for a live ladder, against bare ffmpeg running the
+// same ladder (same arguments, from the same file, at native speed) in the same run, as a ratio.
+// Pipeline = nats-server + ingest + supervisor + packager + transcoder worker (and its ffmpeg child, whose
+// CPU reaches the worker's cutime/cstime when it exits). The publisher (-c copy) is the streamer's side
+// and not counted. Rounds alternate baseline and pipeline; the ratio of medians is reported.
+// Target (issue 3): ratio <= 1.10.
+//   npm run bench:transcode -- [--seconds 60] [--rounds 1] [--json out.json]
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEFAULT_LADDER, selectLadder } from '@live/contracts';
+import { encodeClip, repoRoot, startPublisher, waitFor } from '@live/testing';
+import { ladderCommand, toArgv } from '../services/transcoder/src/ffmpeg/ladder-args.js';
+import { startPlatform } from '../tests/e2e/platform.js';
+import { percentile, printTable, writeJson } from './lib.js';
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '60' },
+    rounds: { type: 'string', default: '1' },
+    preset: { type: 'string', default: 'veryfast' },
+    json: { type: 'string' },
+  },
+});
+const seconds = Number(values.seconds);
+const rounds = Number(values.rounds);
+const cacheDir = join(repoRoot, 'bench', 'results');
+mkdirSync(cacheDir, { recursive: true });
+const clip = join(cacheDir, `clip-720p-${seconds}s.flv`);
+if (!existsSync(clip)) {
+  console.log(`encoding the ${seconds} s 720p test clip once...`);
+  await encodeClip(clip, seconds, 3000, '1280x720');
+}
+const ladder = selectLadder({ width: 1280, height: 720, fps: 30 }, DEFAULT_LADDER);
+
+/** user+system CPU seconds of a process and its waited-for children. */
+function cpuWithChildren(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+}
+
+function baseline(): number {
+  const workDir = mkdtempSync(join(tmpdir(), 'baseline-'));
+  for (const r of ladder) mkdirSync(join(workDir, r.name));
+  const command = ladderCommand({ input: clip, ladder, workDir, segmentSeconds: 1, preset: values.preset, hasAudio: true, sourceFps: 30 });
+  const argv = toArgv(command);
+  // Same arguments, reading the file at native speed like the pipeline's publisher does.
+  const index = argv.indexOf('-i');
+  argv.splice(index, 0, '-re');
+  const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  // bash's `times` prints the CPU time of its finished children: user and system.
+  const out = execFileSync('bash', ['-c', `ffmpeg -y ${quoted} >/dev/null 2>&1; times`], { encoding: 'utf8' });
+  rmSync(workDir, { recursive: true, force: true });
+  const children = out.trim().split('\n')[1] ?? '';
+  const [user, sys] = children.split(/\s+/).map((t) => {
+    const m = /(\d+)m([\d.]+)s/.exec(t);
+    return m ? Number(m[1]) * 60 + Number(m[2]) : 0;
+  });
+  return (user ?? 0) + (sys ?? 0);
+}
+
+async function pipeline(): Promise<{ cpu: number; byProcess: Record<string, number> }> {
+  // Production log level: the test harness's default (debug) costs CPU a real deployment does not spend.
+  const platform = await startPlatform({ workers: 1, ladder: DEFAULT_LADDER, preset: values.preset, env: { LOG_LEVEL: 'info' } });
+  try {
+    const processes: Record<string, number> = {
+      'nats-server': platform.nats.child.pid,
+      ingest: platform.ingest.pid,
+      supervisor: platform.supervisor.pid,
+      packager: platform.packager.pid,
+      transcoder: (platform.workers[0] as { pid: number }).pid,
+    };
+    const before = Object.fromEntries(Object.entries(processes).map(([k, pid]) => [k, cpuWithChildren(pid)]));
+    const key = await platform.createKey('cpu');
+    const publisher = startPublisher({ url: platform.publishUrl(key), inputFile: clip, loop: false });
+    await publisher.exited;
+    await waitFor(() => platform.events.find((e) => e.streamId === 'cpu' && e.type === 'ended'), { timeoutMs: 30_000, what: 'ended' });
+    // The worker's ffmpeg finishes the last segments and exits; its CPU then shows in the worker's cutime.
+    await waitFor(
+      () => {
+        const children = execFileSync('ps', ['--ppid', String(processes.transcoder), '-o', 'comm='], { encoding: 'utf8' }).trim();
+        return !children.includes('ffmpeg');
+      },
+      { timeoutMs: 30_000, what: 'the worker ffmpeg to exit' },
+    ).catch(() => true);
+    const byProcess = Object.fromEntries(Object.entries(processes).map(([k, pid]) => [k, +(cpuWithChildren(pid) - (before[k] ?? 0)).toFixed(2)]));
+    return { cpu: Object.values(byProcess).reduce((a, b) => a + b, 0), byProcess };
+  } finally {
+    await platform.stop();
+  }
+}
+
+const baselines: number[] = [];
+const pipelines: number[] = [];
+let lastBreakdown: Record<string, number> = {};
+for (let round = 1; round <= rounds; round++) {
+  console.log(`round ${round}/${rounds}: bare ffmpeg...`);
+  baselines.push(baseline());
+  console.log(`round ${round}/${rounds}: pipeline...`);
+  const p = await pipeline();
+  pipelines.push(p.cpu);
+  lastBreakdown = p.byProcess;
+}
+const result = {
+  clip: `${seconds} s 1280x720@30 H.264 + AAC, read at native speed`,
+  ladder: ladder.map((r) => `${r.name} ${r.width}x${r.height}@${r.fps} ${r.videoKbps}k`),
+  preset: values.preset,
+  rounds,
+  bareFfmpegCpuSeconds: baselines.map((v) => +v.toFixed(2)),
+  pipelineCpuSeconds: pipelines.map((v) => +v.toFixed(2)),
+  pipelineBreakdownLastRound: lastBreakdown,
+  ratio: +(percentile(pipelines, 50) / percentile(baselines, 50)).toFixed(3),
+};
+printTable('bench:transcode — pipeline CPU vs bare ffmpeg, same ladder, same file', [
+  ['bare ffmpeg CPU s (median)', +percentile(baselines, 50).toFixed(2)],
+  ['pipeline CPU s (median)', +percentile(pipelines, 50).toFixed(2)],
+  ...Object.entries(lastBreakdown).map(([k, v]) => [`  ${k}`, v] as [string, number]),
+  ['ratio', result.ratio, '<= 1.10'],
+]);
+writeJson(values.json, result);
