@@ -33,23 +33,43 @@ const warmup = Number(values.warmup);
 const width = Number(values.width);
 const height = Number(values.height);
 
-const platform = await startPlatform({ workers: 1, ladder: DEFAULT_LADDER, preset: values.preset, env: { LOG_LEVEL: 'info' } });
+const platform = await startPlatform({
+  workers: 1,
+  ladder: DEFAULT_LADDER,
+  preset: values.preset,
+  env: { LOG_LEVEL: 'info' },
+});
 const streamId = 'latency';
 try {
   const key = await platform.createKey(streamId);
   const spawnedAt = Date.now();
-  const publisher = startPublisher({ url: platform.publishUrl(key), width, height, fps: 30, gopSeconds: 2, clockBarcode: true });
-  const started = await waitFor(() => platform.events.find((e) => e.streamId === streamId && e.type === 'started'), {
-    timeoutMs: 15_000,
-    what: 'started',
+  const publisher = startPublisher({
+    url: platform.publishUrl(key),
+    width,
+    height,
+    fps: 30,
+    gopSeconds: 2,
+    clockBarcode: true,
   });
+  const started = await waitFor(
+    () => platform.events.find((e) => e.streamId === streamId && e.type === 'started'),
+    {
+      timeoutMs: 15_000,
+      what: 'started',
+    },
+  );
   if (started.type !== 'started') throw new Error('unexpected event');
   const t0 = started.acceptedAt;
-  const assigned = await waitFor(() => platform.events.find((e) => e.streamId === streamId && e.type === 'assigned'), {
-    what: 'assigned',
-  });
+  const assigned = await waitFor(
+    () => platform.events.find((e) => e.streamId === streamId && e.type === 'assigned'),
+    {
+      what: 'assigned',
+    },
+  );
   const top = assigned.type === 'assigned' ? (assigned.renditions[0] as string) : '';
-  console.log(`source ${width}x${height}@30, ladder ${assigned.type === 'assigned' ? assigned.renditions.join('/') : ''}, measuring on ${top}`);
+  console.log(
+    `source ${width}x${height}@30, ladder ${assigned.type === 'assigned' ? assigned.renditions.join('/') : ''}, measuring on ${top}`,
+  );
 
   const base = `http://127.0.0.1:${platform.originPort}/hls/${streamId}/`;
   const inits = new Map<string, Buffer>();
@@ -82,16 +102,37 @@ try {
     if (!s) continue;
     const file = join(dir, 'segment.mp4');
     writeFileSync(file, Buffer.concat([s.init, s.data]));
-    const gray = execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-frames:v', '1', '-vf', `scale=${width}:${height},format=gray`, '-f', 'rawvideo', '-'], {
-      maxBuffer: 64 * 1024 * 1024,
-    });
+    const gray = execFileSync(
+      'ffmpeg',
+      [
+        '-v',
+        'error',
+        '-i',
+        file,
+        '-frames:v',
+        '1',
+        '-vf',
+        `scale=${width}:${height},format=gray`,
+        '-f',
+        'rawvideo',
+        '-',
+      ],
+      {
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
     const mediaMs = readClockBarcode(gray, width, height);
     const entered = t0 + mediaMs;
     firstFrame.push(s.listedAt - entered);
     firstFrameUpper.push(s.listedAt - (spawnedAt + mediaMs));
     pipeline.push(s.listedAt - entered - s.durationMs);
   }
-  const stats = (v: number[]) => ({ p50: percentile(v, 50), p95: percentile(v, 95), max: Math.max(...v), min: Math.min(...v) });
+  const stats = (v: number[]) => ({
+    p50: percentile(v, 50),
+    p95: percentile(v, 95),
+    max: Math.max(...v),
+    min: Math.min(...v),
+  });
   const result = {
     segments: firstFrame.length,
     source: `${width}x${height}@30, GOP 2 s, 1 s segments, x264 ${values.preset}`,
@@ -102,16 +143,19 @@ try {
     firstFrameLatencyUpperBoundMs: stats(firstFrameUpper),
     pipelineLatencyMs: stats(pipeline),
   };
-  printTable(`bench:latency — frame entering ingest -> its segment listed (${result.segments} segments, ${top})`, [
-    ['first frame p50, upper bound (ms)', result.firstFrameLatencyUpperBoundMs.p50, '<= 1800'],
-    ['first frame p95, upper bound (ms)', result.firstFrameLatencyUpperBoundMs.p95, '<= 2500'],
-    ['first frame max, upper bound (ms)', result.firstFrameLatencyUpperBoundMs.max],
-    ['first frame p50, lower bound (ms)', result.firstFrameLatencyMs.p50],
-    ['first frame p95, lower bound (ms)', result.firstFrameLatencyMs.p95],
-    ['publisher start-up (spawn -> accepted)', result.publisherStartupMs],
-    ['last frame (pipeline) p50 (ms)', result.pipelineLatencyMs.p50],
-    ['last frame (pipeline) p95 (ms)', result.pipelineLatencyMs.p95],
-  ]);
+  printTable(
+    `bench:latency — frame entering ingest -> its segment listed (${result.segments} segments, ${top})`,
+    [
+      ['first frame p50, upper bound (ms)', result.firstFrameLatencyUpperBoundMs.p50, '<= 1800'],
+      ['first frame p95, upper bound (ms)', result.firstFrameLatencyUpperBoundMs.p95, '<= 2500'],
+      ['first frame max, upper bound (ms)', result.firstFrameLatencyUpperBoundMs.max],
+      ['first frame p50, lower bound (ms)', result.firstFrameLatencyMs.p50],
+      ['first frame p95, lower bound (ms)', result.firstFrameLatencyMs.p95],
+      ['publisher start-up (spawn -> accepted)', result.publisherStartupMs],
+      ['last frame (pipeline) p50 (ms)', result.pipelineLatencyMs.p50],
+      ['last frame (pipeline) p95 (ms)', result.pipelineLatencyMs.p95],
+    ],
+  );
   writeJson(values.json, result);
 } finally {
   await platform.stop();

@@ -45,14 +45,24 @@ function cpuWithChildren(pid: number): number {
 function baseline(): number {
   const workDir = mkdtempSync(join(tmpdir(), 'baseline-'));
   for (const r of ladder) mkdirSync(join(workDir, r.name));
-  const command = ladderCommand({ input: clip, ladder, workDir, segmentSeconds: 1, preset: values.preset, hasAudio: true, sourceFps: 30 });
+  const command = ladderCommand({
+    input: clip,
+    ladder,
+    workDir,
+    segmentSeconds: 1,
+    preset: values.preset,
+    hasAudio: true,
+    sourceFps: 30,
+  });
   const argv = toArgv(command);
   // Same arguments, reading the file at native speed like the pipeline's publisher does.
   const index = argv.indexOf('-i');
   argv.splice(index, 0, '-re');
   const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   // bash's `times` prints the CPU time of its finished children: user and system.
-  const out = execFileSync('bash', ['-c', `ffmpeg -y ${quoted} >/dev/null 2>&1; times`], { encoding: 'utf8' });
+  const out = execFileSync('bash', ['-c', `ffmpeg -y ${quoted} >/dev/null 2>&1; times`], {
+    encoding: 'utf8',
+  });
   rmSync(workDir, { recursive: true, force: true });
   const children = out.trim().split('\n')[1] ?? '';
   const [user, sys] = children.split(/\s+/).map((t) => {
@@ -64,7 +74,12 @@ function baseline(): number {
 
 async function pipeline(): Promise<{ cpu: number; byProcess: Record<string, number> }> {
   // Production log level: the test harness's default (debug) costs CPU a real deployment does not spend.
-  const platform = await startPlatform({ workers: 1, ladder: DEFAULT_LADDER, preset: values.preset, env: { LOG_LEVEL: 'info' } });
+  const platform = await startPlatform({
+    workers: 1,
+    ladder: DEFAULT_LADDER,
+    preset: values.preset,
+    env: { LOG_LEVEL: 'info' },
+  });
   try {
     const processes: Record<string, number> = {
       'nats-server': platform.nats.child.pid,
@@ -77,16 +92,23 @@ async function pipeline(): Promise<{ cpu: number; byProcess: Record<string, numb
     const key = await platform.createKey('cpu');
     const publisher = startPublisher({ url: platform.publishUrl(key), inputFile: clip, loop: false });
     await publisher.exited;
-    await waitFor(() => platform.events.find((e) => e.streamId === 'cpu' && e.type === 'ended'), { timeoutMs: 30_000, what: 'ended' });
+    await waitFor(() => platform.events.find((e) => e.streamId === 'cpu' && e.type === 'ended'), {
+      timeoutMs: 30_000,
+      what: 'ended',
+    });
     // The worker's ffmpeg finishes the last segments and exits; its CPU then shows in the worker's cutime.
     await waitFor(
       () => {
-        const children = execFileSync('ps', ['--ppid', String(processes.transcoder), '-o', 'comm='], { encoding: 'utf8' }).trim();
+        const children = execFileSync('ps', ['--ppid', String(processes.transcoder), '-o', 'comm='], {
+          encoding: 'utf8',
+        }).trim();
         return !children.includes('ffmpeg');
       },
       { timeoutMs: 30_000, what: 'the worker ffmpeg to exit' },
     ).catch(() => true);
-    const byProcess = Object.fromEntries(Object.entries(processes).map(([k, pid]) => [k, +(cpuWithChildren(pid) - (before[k] ?? 0)).toFixed(2)]));
+    const byProcess = Object.fromEntries(
+      Object.entries(processes).map(([k, pid]) => [k, +(cpuWithChildren(pid) - (before[k] ?? 0)).toFixed(2)]),
+    );
     return { cpu: Object.values(byProcess).reduce((a, b) => a + b, 0), byProcess };
   } finally {
     await platform.stop();

@@ -94,7 +94,9 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     INGEST_RTMP_PORT: String(rtmpPort),
     INGEST_RECONNECT_GRACE_MS: '4000',
   });
-  const supervisor = await start('supervisor', { SUPERVISOR_LADDER: JSON.stringify(options.ladder ?? TEST_LADDER) });
+  const supervisor = await start('supervisor', {
+    SUPERVISOR_LADDER: JSON.stringify(options.ladder ?? TEST_LADDER),
+  });
   let workerCount = 0;
   const startWorker = () =>
     start('transcoder', {

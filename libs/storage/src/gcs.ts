@@ -11,6 +11,8 @@ export interface GcsOptions {
   prefix?: string;
   /** Objects at least this large use a resumable upload. */
   resumableThresholdBytes?: number;
+  /** Resumable uploads in chunks of this size (a multiple of 256 KiB); default: one streamed request. */
+  chunkSizeBytes?: number;
   /** For tests and emulators (STORAGE_EMULATOR_HOST works too). */
   apiEndpoint?: string;
   projectId?: string;
@@ -21,6 +23,7 @@ export class GcsStorage implements Storage {
   private readonly bucket;
   private readonly prefix: string;
   private readonly resumableThreshold: number;
+  private readonly chunkSize: number | undefined;
 
   constructor(options: GcsOptions) {
     const client = new GcsClient({
@@ -39,6 +42,7 @@ export class GcsStorage implements Storage {
     this.bucket = client.bucket(options.bucket);
     this.prefix = options.prefix ?? '';
     this.resumableThreshold = options.resumableThresholdBytes ?? 8 * 1024 * 1024;
+    this.chunkSize = options.chunkSizeBytes;
   }
 
   private name(key: string): string {
@@ -50,6 +54,7 @@ export class GcsStorage implements Storage {
       contentType: options.contentType,
       metadata: { cacheControl: options.cacheControl },
       resumable: data.length >= this.resumableThreshold,
+      ...(this.chunkSize ? { chunkSize: this.chunkSize } : {}),
     });
   }
 

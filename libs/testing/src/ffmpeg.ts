@@ -40,7 +40,8 @@ export function clockBarcodeFilter(width: number, height: number): string {
   const strip = Math.floor(height / 8);
   const boxes = Array.from(
     { length: BARCODE_BITS },
-    (_, i) => `drawbox=x=${i * block}:y=0:w=${block}:h=${strip}:color=white:t=fill:enable='eq(mod(floor(t*100/${2 ** i}),2),1)'`,
+    (_, i) =>
+      `drawbox=x=${i * block}:y=0:w=${block}:h=${strip}:color=white:t=fill:enable='eq(mod(floor(t*100/${2 ** i}),2),1)'`,
   );
   return [`drawbox=x=0:y=0:w=${block * BARCODE_BITS}:h=${strip}:color=black:t=fill`, ...boxes].join(',');
 }

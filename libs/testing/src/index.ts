@@ -1,5 +1,6 @@
 // @live/testing: real processes for tests (nats-server, ffmpeg, services) and helpers that wait for facts.
 export * from './ffmpeg.js';
+export * from './gcs-emulator.js';
 export * from './nats.js';
 export * from './process.js';
 export * from './rtmp.js';

@@ -25,7 +25,10 @@ export interface ServiceProcessOptions {
  */
 export function serviceCommand(service: string, entry = 'main.ts'): { command: string; args: string[] } {
   if (process.env.LIVE_SERVICES_FROM === 'dist') {
-    return { command: process.execPath, args: [join(repoRoot, 'services', service, 'dist', entry.replace(/\.ts$/, '.js'))] };
+    return {
+      command: process.execPath,
+      args: [join(repoRoot, 'services', service, 'dist', entry.replace(/\.ts$/, '.js'))],
+    };
   }
   return {
     command: process.execPath,
