@@ -6,7 +6,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { type Child, startPublisher } from '@live/testing';
+import { buckets } from '@live/contracts';
+import { type Child, freePort, startPublisher } from '@live/testing';
+import { Kvm } from '@nats-io/kv';
 import type { MediaPlaylist } from 'hls-parser/types.js';
 import { type Platform, startPlatform, waitFor } from './platform.js';
 import { checkMediaPlaylist, checkReload } from './rfc8216.js';
@@ -143,6 +145,39 @@ test('killing and restarting the packager mid-stream loses nothing: no gap, no r
   const numbers = after.segments.map((s) => Number(/seg_(\d+)\.m4s$/.exec(s.uri)?.[1]));
   for (let i = 1; i < numbers.length; i++)
     assert.equal(numbers[i], (numbers[i - 1] ?? 0) + 1, `segments ${numbers.join(',')}`);
+});
+
+test('two packager replicas: only the leader writes; killing it hands over and the playlist carries on', async () => {
+  const standbyPort = await freePort();
+  const standby = await p.startPackager(standbyPort);
+  const before = await waitFor(() => p.media('e2e', '360p'), { what: 'the live playlist' });
+  // Both replicas serve the same storage; the lease says who writes: still the first one.
+  const holder = async () => {
+    const entry = await (await new Kvm(p.nc).open(buckets.leases)).get('packager');
+    return entry?.operation === 'PUT'
+      ? Number(String(entry.json<{ holder: string }>().holder).split('-')[0])
+      : null;
+  };
+  const since = Date.now();
+  await waitFor(() => Date.now() - since > 1500, { intervalMs: 100, what: 'a few lease renewals' });
+  assert.equal(await holder(), p.packager.pid);
+  await p.packager.stop('SIGKILL');
+  p.packager = standby;
+  p.originPort = standbyPort;
+  const after = await waitFor(
+    async () => {
+      const m = await p.media('e2e', '360p');
+      return m &&
+        (m.segments.at(-1)?.mediaSequenceNumber ?? 0) >=
+          (before.segments.at(-1)?.mediaSequenceNumber ?? 0) + 4
+        ? m
+        : null;
+    },
+    { timeoutMs: 20_000, what: 'the standby to take over and advance the playlist' },
+  );
+  assert.deepEqual(checkMediaPlaylist(after), []);
+  assert.deepEqual(checkReload(before, after), []);
+  assert.equal(await holder(), standby.pid);
 });
 
 test('a publisher that reconnects continues the same playlist after a discontinuity; ended adds ENDLIST', async () => {

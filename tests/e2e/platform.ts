@@ -42,7 +42,8 @@ export interface Platform {
   master(streamId: string): Promise<MasterPlaylist | null>;
   media(streamId: string, rendition: string): Promise<MediaPlaylist | null>;
   startWorker(): Promise<Child>;
-  startPackager(): Promise<Child>;
+  /** Another packager replica (its origin on `originPort`, default the platform's). */
+  startPackager(originPort?: number): Promise<Child>;
   stop(): Promise<void>;
 }
 
@@ -105,9 +106,9 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       TRANSCODER_WORK_DIR: join(workDir, `w${workerCount}`),
       TRANSCODER_PRESET: options.preset ?? 'ultrafast',
     });
-  const startPackager = () =>
+  const startPackager = (port = originPort) =>
     start('packager', {
-      PACKAGER_HTTP_PORT: String(originPort),
+      PACKAGER_HTTP_PORT: String(port),
       PACKAGER_HTTP_BIND: '127.0.0.1',
       PACKAGER_DELETE_GRACE_MS: '5000',
     });
@@ -137,7 +138,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     },
     publishUrl: (key) => `rtmp://127.0.0.1:${rtmpPort}/live/${key}`,
     async fetchText(path) {
-      const res = await fetch(`http://127.0.0.1:${originPort}${path}`);
+      const res = await fetch(`http://127.0.0.1:${platform.originPort}${path}`);
       return res.ok ? res.text() : null;
     },
     async master(streamId) {

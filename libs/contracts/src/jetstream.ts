@@ -52,4 +52,9 @@ export const bucketDefinitions: BucketDefinition[] = [
   { name: buckets.streamKeys, history: 1, description: 'sha256(stream key) -> stream id' },
   { name: buckets.assignments, history: 5, description: 'stream id -> worker, epoch, source, ladder' },
   { name: buckets.workers, history: 1, description: 'transcoder worker -> host, pid, slots, free' },
+  {
+    name: buckets.leases,
+    history: 1,
+    description: 'leader leases: <role> -> holder and expiry (compare-and-set)',
+  },
 ];

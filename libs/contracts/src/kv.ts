@@ -11,3 +11,11 @@ export const streamKeyRecord = z.object({
   createdAt: z.iso.datetime(),
 });
 export type StreamKeyRecord = z.infer<typeof streamKeyRecord>;
+
+/** live-leases: <role> -> who leads it until when. Taken and renewed only with compare-and-set. */
+export const leaseRecord = z.object({
+  holder: z.string(),
+  /** ms since epoch, by the holder's clock; others treat the lease as free after it (plus a margin). */
+  expiresAt: z.number().int(),
+});
+export type LeaseRecord = z.infer<typeof leaseRecord>;

@@ -74,6 +74,8 @@ export const buckets = {
   streamKeys: 'stream-keys',
   chatNodes: 'chat-nodes',
   supervisorLeader: 'supervisor-leader',
+  /** Leader leases of replicated roles (packager, supervisor): <role> -> lease. */
+  leases: 'live-leases',
 } as const;
 
 /** Names under which each service registers with the NATS services framework ($SRV.*). */

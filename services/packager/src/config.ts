@@ -17,6 +17,8 @@ export const packagerConfigSchema = z.object({
   PACKAGER_DELETE_GRACE_MS: env.ms(30_000),
   /** After `ended`, the playlist gets ENDLIST once no segment arrived for this long (ffmpeg's last ones). */
   PACKAGER_END_SETTLE_MS: env.ms(1500),
+  /** Leader lease of the packager role: one replica writes playlists; a dead one is replaced within this. */
+  PACKAGER_LEASE_MS: env.ms(3000),
   ...storageConfigSchema,
 });
 export type PackagerConfig = z.infer<typeof packagerConfigSchema>;

@@ -3,7 +3,7 @@ import { connectBus, consume, provision } from '@live/bus';
 import { loadConfig } from '@live/config';
 import { lifecycleEvent, segmentEvent, serviceNames, streams, subjects } from '@live/contracts';
 import { createLogger } from '@live/log';
-import { createMetrics, installShutdown, registerService, startOpsServer } from '@live/runtime';
+import { createMetrics, installShutdown, LeaderLease, registerService, startOpsServer } from '@live/runtime';
 import { createStorage } from '@live/storage';
 import { Counter } from 'prom-client';
 import packageJson from '../package.json' with { type: 'json' };
@@ -31,35 +31,60 @@ async function main(): Promise<void> {
   const storage = createStorage(config);
   const nc = await connectBus({ servers: config.NATS_URL, name: 'packager', logger });
   await provision(nc, logger, { replicas: config.NATS_REPLICAS });
-  const packager = new Packager({
-    nc,
-    storage,
-    logger,
-    windowSegments: config.PACKAGER_WINDOW_SEGMENTS,
-    deleteGraceMs: config.PACKAGER_DELETE_GRACE_MS,
-    endSettleMs: config.PACKAGER_END_SETTLE_MS,
-    metrics: { segments },
-  });
-  await packager.watchAssignments(nc);
-  const media = await consume({
+  // Replicas: every one serves the origin; only the lease holder consumes events and writes playlists,
+  // so two replicas never write conflicting playlists. A new leader rebuilds from storage + LIVE_MEDIA.
+  let active: { packager: Packager; stop: () => Promise<void> } | undefined;
+  const lease: LeaderLease = new LeaderLease({
     nc,
     logger,
-    stream: streams.media,
-    durable: 'packager',
-    filterSubject: subjects.allMedia,
-    schema: segmentEvent,
-    handler: (event) => packager.onSegment(event),
+    role: 'packager',
+    ttlMs: config.PACKAGER_LEASE_MS,
+    onAcquired: async () => {
+      const packager = new Packager({
+        nc,
+        canWrite: () => lease.isLeader(),
+        storage,
+        logger,
+        windowSegments: config.PACKAGER_WINDOW_SEGMENTS,
+        deleteGraceMs: config.PACKAGER_DELETE_GRACE_MS,
+        endSettleMs: config.PACKAGER_END_SETTLE_MS,
+        metrics: { segments },
+      });
+      await packager.watchAssignments(nc);
+      const media = await consume({
+        nc,
+        logger,
+        stream: streams.media,
+        durable: 'packager',
+        filterSubject: subjects.allMedia,
+        schema: segmentEvent,
+        handler: (event) => packager.onSegment(event),
+      });
+      const lifecycle = await consume({
+        nc,
+        logger,
+        stream: streams.events,
+        durable: 'packager-lifecycle',
+        filterSubject: subjects.allStreamEvents,
+        schema: lifecycleEvent,
+        deliver: 'new',
+        handler: (event) => packager.onLifecycle(event),
+      });
+      active = {
+        packager,
+        stop: async () => {
+          await Promise.all([media.stop(), lifecycle.stop()]);
+          packager.stop();
+        },
+      };
+    },
+    onLost: async () => {
+      const current = active;
+      active = undefined;
+      await current?.stop();
+    },
   });
-  const lifecycle = await consume({
-    nc,
-    logger,
-    stream: streams.events,
-    durable: 'packager-lifecycle',
-    filterSubject: subjects.allStreamEvents,
-    schema: lifecycleEvent,
-    deliver: 'new',
-    handler: (event) => packager.onLifecycle(event),
-  });
+  await lease.start();
   const origin = await startOrigin({
     port: config.PACKAGER_HTTP_PORT,
     bind: config.PACKAGER_HTTP_BIND,
@@ -75,8 +100,7 @@ async function main(): Promise<void> {
   ready = true;
   installShutdown(logger, [
     { name: 'nats service', run: () => service.stop().then(() => undefined) },
-    { name: 'consumers', run: () => Promise.all([media.stop(), lifecycle.stop()]).then(() => undefined) },
-    { name: 'packager', run: () => packager.stop() },
+    { name: 'lease and consumers', run: () => lease.stop() },
     { name: 'origin', run: () => origin.close() },
     { name: 'nats', run: () => nc.drain() },
     { name: 'ops http', run: () => ops.close() },

@@ -24,6 +24,8 @@ import { StreamPlaylists } from './playlists/stream-playlists.js';
 
 export interface PackagerOptions {
   nc: NatsConnection;
+  /** Playlists are written only while this says yes (the replica holds the packager lease). */
+  canWrite: () => boolean;
   storage: Storage;
   logger: Logger;
   windowSegments: number;
@@ -38,6 +40,7 @@ export class Packager {
   private readonly streams = new Map<string, StreamPlaylists>();
   private readonly endTimers = new Map<string, NodeJS.Timeout>();
   private readonly deleteTimers = new Set<NodeJS.Timeout>();
+  private assignmentWatch: { stop(): void } | undefined;
   private readonly log: Logger;
 
   constructor(private readonly o: PackagerOptions) {
@@ -48,6 +51,7 @@ export class Packager {
   async watchAssignments(nc: NatsConnection): Promise<void> {
     const kv = await new Kvm(nc).open(buckets.assignments);
     const iterator = await kv.watch();
+    this.assignmentWatch = iterator;
     void (async () => {
       for await (const entry of iterator) {
         if (entry.operation !== 'PUT') continue;
@@ -87,9 +91,17 @@ export class Packager {
     return true;
   }
 
+  /** Every playlist write goes through here: a replica that is not the leader never writes one. */
+  private async writePlaylist(key: string, text: string): Promise<void> {
+    if (!this.o.canWrite()) throw new Error('not the packager leader: playlist not written');
+    await this.o.storage.put(key, Buffer.from(text), PLAYLIST);
+  }
+
   private async writeMedia(stream: StreamPlaylists, rendition: string): Promise<void> {
-    const key = StreamPlaylists.mediaKey(stream.streamId, rendition);
-    await this.o.storage.put(key, Buffer.from(stream.mediaPlaylist(rendition)), PLAYLIST);
+    await this.writePlaylist(
+      StreamPlaylists.mediaKey(stream.streamId, rendition),
+      stream.mediaPlaylist(rendition),
+    );
   }
 
   /**
@@ -155,7 +167,7 @@ export class Packager {
   private async writeMaster(stream: StreamPlaylists): Promise<void> {
     const text = stream.masterPlaylist();
     if (this.masterWritten.get(stream.streamId) === text) return;
-    await this.o.storage.put(StreamPlaylists.masterKey(stream.streamId), Buffer.from(text), PLAYLIST);
+    await this.writePlaylist(StreamPlaylists.masterKey(stream.streamId), text);
     this.masterWritten.set(stream.streamId, text);
   }
 
@@ -203,6 +215,7 @@ export class Packager {
   }
 
   stop(): void {
+    this.assignmentWatch?.stop();
     for (const t of this.endTimers.values()) clearTimeout(t);
     for (const t of this.deleteTimers) clearTimeout(t);
   }
