@@ -70,7 +70,7 @@ export class LeaderLease {
       } else {
         const entry = await kv.get(this.o.role);
         const current = entry?.operation === 'PUT' ? decode(leaseRecord, entry.value) : null;
-        const free = !current || !current.ok || current.value.expiresAt < now;
+        const free = !current?.ok || current.value.expiresAt < now;
         if (free) {
           this.revision = entry
             ? await kv.update(this.o.role, encode(leaseRecord, record), entry.revision)

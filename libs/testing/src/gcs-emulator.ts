@@ -127,11 +127,12 @@ export class GcsEmulator {
       return;
     }
     const ifGen = url.searchParams.get('ifGenerationMatch');
-    let m: RegExpExecArray | null;
+    const upload = /^\/upload\/storage\/v1\/b\/([^/]+)\/o$/.exec(url.pathname);
+    const object = /^\/(?:download\/)?storage\/v1\/b\/([^/]+)\/o\/(.+)$/.exec(url.pathname);
 
     // Uploads: POST /upload/storage/v1/b/<bucket>/o?uploadType=multipart|resumable&name=...
-    if ((m = /^\/upload\/storage\/v1\/b\/([^/]+)\/o$/.exec(url.pathname)) && req.method === 'POST') {
-      const bucket = decodeURIComponent(m[1] as string);
+    if (upload && req.method === 'POST') {
+      const bucket = decodeURIComponent(upload[1] as string);
       const type = url.searchParams.get('uploadType');
       const body = await this.body(req);
       if (type === 'multipart') {
@@ -178,7 +179,7 @@ export class GcsEmulator {
     }
 
     // Resumable chunks: PUT .../o?uploadType=resumable&upload_id=ID with Content-Range.
-    if (/^\/upload\/storage\/v1\/b\/[^/]+\/o$/.test(url.pathname) && req.method === 'PUT') {
+    if (upload && req.method === 'PUT') {
       const session = this.sessions.get(url.searchParams.get('upload_id') ?? '');
       const body = await this.body(req);
       if (!session) return this.json(res, 404, { error: { code: 404, message: 'no such upload session' } });
@@ -212,31 +213,31 @@ export class GcsEmulator {
     }
 
     // Objects: GET (metadata or ?alt=media), DELETE.
-    if ((m = /^\/(?:download\/)?storage\/v1\/b\/([^/]+)\/o\/(.+)$/.exec(url.pathname))) {
-      const bucket = decodeURIComponent(m[1] as string);
-      const name = decodeURIComponent(m[2] as string);
-      const object = this.objects.get(this.key(bucket, name));
+    if (object) {
+      const bucket = decodeURIComponent(object[1] as string);
+      const name = decodeURIComponent(object[2] as string);
+      const stored = this.objects.get(this.key(bucket, name));
       if (req.method === 'DELETE') {
-        if (!object) return this.json(res, 404, { error: { code: 404, message: 'No such object' } });
-        if (ifGen !== null && String(object.generation) !== ifGen)
+        if (!stored) return this.json(res, 404, { error: { code: 404, message: 'No such object' } });
+        if (ifGen !== null && String(stored.generation) !== ifGen)
           return this.json(res, 412, { error: { code: 412, message: 'Precondition Failed' } });
         this.objects.delete(this.key(bucket, name));
         res.writeHead(204).end();
         return;
       }
-      if (!object)
+      if (!stored)
         return this.json(res, 404, { error: { code: 404, message: `No such object: ${bucket}/${name}` } });
       if (url.searchParams.get('alt') === 'media') {
         res.writeHead(200, {
-          'content-type': object.contentType,
-          'content-length': object.data.length,
-          'x-goog-generation': String(object.generation),
-          'x-goog-hash': `crc32c=${crc32c(object.data)},md5=${createHash('md5').update(object.data).digest('base64')}`,
+          'content-type': stored.contentType,
+          'content-length': stored.data.length,
+          'x-goog-generation': String(stored.generation),
+          'x-goog-hash': `crc32c=${crc32c(stored.data)},md5=${createHash('md5').update(stored.data).digest('base64')}`,
         });
-        res.end(object.data);
+        res.end(stored.data);
         return;
       }
-      return this.json(res, 200, this.resource(bucket, name, object));
+      return this.json(res, 200, this.resource(bucket, name, stored));
     }
     this.json(res, 404, { error: { code: 404, message: `not emulated: ${req.method} ${url.pathname}` } });
   }
