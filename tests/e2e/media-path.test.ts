@@ -15,6 +15,8 @@ import { checkMediaPlaylist, checkReload } from './rfc8216.js';
 
 let p: Platform;
 const publishers: Child[] = [];
+/** The first segment listed, to check it is deleted once it has left the window. */
+let firstSegment = '';
 before(async () => {
   p = await startPlatform({ workers: 2 });
 });
@@ -84,6 +86,7 @@ test('a published stream becomes adaptive HLS: every rendition listed, valid, ad
       { timeoutMs: 20_000, what: `3 segments in ${rendition}` },
     );
     assert.deepEqual(checkMediaPlaylist(first), []);
+    if (rendition === '360p') firstSegment = first.segments[0]?.uri ?? '';
     const later = await waitFor(
       async () => {
         const m = await p.media('e2e', rendition);
@@ -145,6 +148,15 @@ test('killing and restarting the packager mid-stream loses nothing: no gap, no r
   const numbers = after.segments.map((s) => Number(/seg_(\d+)\.m4s$/.exec(s.uri)?.[1]));
   for (let i = 1; i < numbers.length; i++)
     assert.equal(numbers[i], (numbers[i - 1] ?? 0) + 1, `segments ${numbers.join(',')}`);
+  // Live only: media that left the window is deleted after the grace period (5 s here).
+  assert.ok(firstSegment && !after.segments.some((s) => s.uri === firstSegment));
+  await waitFor(
+    async () => (await fetch(`http://127.0.0.1:${p.originPort}/hls/e2e/${firstSegment}`)).status === 404,
+    {
+      timeoutMs: 15_000,
+      what: `${firstSegment} to be deleted`,
+    },
+  );
 });
 
 test('two packager replicas: only the leader writes; killing it hands over and the playlist carries on', async () => {

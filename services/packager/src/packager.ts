@@ -86,7 +86,13 @@ export class Packager {
     } else if (result === 'no-init') {
       this.log.warn({ streamId: event.streamId, key: event.key }, 'segment before its init segment dropped');
     }
-    if (result !== 'accepted') return false;
+    if (result !== 'accepted') {
+      // Uploaded but never (or no longer) listed: a zombie's segment, or an old one seen again in a
+      // replay after a restart (its deletion timer died with the previous process). Live only: delete it.
+      if ((result === 'fenced' || result === 'duplicate') && !stream.isListed(event.key))
+        this.scheduleDelete([event.key]);
+      return false;
+    }
     this.scheduleDelete([...removed.map((e) => e.key), ...stream.unusedInitKeys()]);
     return true;
   }
@@ -105,6 +111,14 @@ export class Packager {
   }
 
   /**
+   * How far back a replay starts: the window (at up to 2 s a segment), plus the deletion grace, plus a
+   * margin, so every segment whose deletion was still pending in a previous process is seen again.
+   */
+  private replaySpanMs(): number {
+    return this.o.windowSegments * 2000 + this.o.deleteGraceMs + 10_000;
+  }
+
+  /**
    * After a restart: what storage holds can be behind LIVE_MEDIA (segments announced while this process
    * was down, or handed to it just before it died and not redelivered until their ack wait passes).
    * Replays the stream's segment events from just before the newest restored segment, in order; what was
@@ -115,7 +129,10 @@ export class Packager {
     const consumer = await jetstream(this.o.nc).consumers.get(jsStreams.media, {
       filter_subjects: subjects.mediaSegment(stream.streamId),
       ...(newest
-        ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(newest - 10_000).toISOString() }
+        ? {
+            deliver_policy: DeliverPolicy.StartTime,
+            opt_start_time: new Date(newest - this.replaySpanMs()).toISOString(),
+          }
         : { deliver_policy: DeliverPolicy.All }),
     });
     let applied = 0;

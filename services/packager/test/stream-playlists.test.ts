@@ -138,3 +138,13 @@ test('restored from its own playlist, a stream continues the numbering with no g
   );
   assert.equal(p.segments.at(-1)?.uri, '2/360p/seg_3.m4s');
 });
+
+test('isListed tells live objects (window segments and their init) from stray ones', () => {
+  const s = new StreamPlaylists('demo', 2);
+  s.accept(seg(1, 0, 'init'));
+  for (let i = 0; i < 4; i++) s.accept(seg(1, i));
+  assert.equal(s.isListed('demo/1/360p/seg_3.m4s'), true);
+  assert.equal(s.isListed('demo/1/360p/init.mp4'), true);
+  assert.equal(s.isListed('demo/1/360p/seg_0.m4s'), false, 'left the window');
+  assert.equal(s.accept(seg(1, 0)).result, 'duplicate');
+});

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { bytes, connectBus, decode, text } from '@live/bus';
 import {
+  buckets,
   createKeyReply,
   type LifecycleEvent,
   lifecycleEvent,
@@ -26,6 +27,7 @@ import {
   startServiceProcess,
   waitFor,
 } from '@live/testing';
+import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 
 const logger = createLogger({ service: 'worker-test', level: 'fatal' });
@@ -153,6 +155,8 @@ after(async () => {
 
 test('an assigned stream is transcoded: init and media segments uploaded and announced, progress in heartbeats', async () => {
   const w = await startWorker('wa');
+  const registered = await (await new Kvm(nc).open(buckets.workers)).get('wa');
+  assert.equal(registered?.json<{ slots: number; pid: number }>().slots, 1, 'registered in live-workers');
   assert.equal((await assign('wa', 'wt', 1)).error, undefined);
   const media = await waitFor(
     () => segments.filter((s) => s.workerId === 'wa' && s.kind === 'media').length >= 3 && segments,
@@ -207,7 +211,7 @@ test('an assigned stream is transcoded: init and media segments uploaded and ann
 });
 
 test('an ffmpeg failure is reported with its last stderr lines', async () => {
-  await startWorker('wb');
+  const w = await startWorker('wb');
   const badSource = { ...source, url: source.url.replace(/token=[^&]+/, 'token=wrong') };
   await assign('wb', 'wt', 3, badSource);
   const failed = await waitFor(() => events.find((e) => e.type === 'transcode_failed'), {
@@ -218,6 +222,11 @@ test('an ffmpeg failure is reported with its last stderr lines', async () => {
   assert.equal(failed.workerId, 'wb');
   assert.ok(failed.lastLines.length > 0);
   assert.ok(failed.exitCode !== 0);
+  // ffmpeg's stderr went line by line into the worker's log, tagged with the stream.
+  const ffmpegLines = w.logs
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.component === 'ffmpeg');
+  assert.ok(ffmpegLines.length > 0 && ffmpegLines.every((l) => l.streamId === 'wt' && l.epoch === 3));
 });
 
 test('a worker cut off from NATS stops its ffmpeg by itself (self-fencing)', async () => {

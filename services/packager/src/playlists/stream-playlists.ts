@@ -111,6 +111,15 @@ export class StreamPlaylists {
     return { result: 'accepted', removed };
   }
 
+  /** True if a playlist refers to this object now (a window segment or the init segment of one). */
+  isListed(key: string): boolean {
+    for (const state of this.renditions.values()) {
+      if (state.entries.some((e) => e.key === key || e.initKey === key)) return true;
+      if (state.initKeys.get(this.currentEpoch) === key) return true;
+    }
+    return false;
+  }
+
   /** Init segments no longer referenced by any rendition's window (deletable). */
   unusedInitKeys(): string[] {
     const unused: string[] = [];

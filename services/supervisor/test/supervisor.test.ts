@@ -1,0 +1,234 @@
+// The supervisor as a real process against a real nats-server. The workers here are stand-ins on the
+// same NATS (heartbeats + the assign/revoke endpoints), so each decision can be observed and provoked.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { bytes, connectBus, decode, encode, OrderedPublisher, provision, text } from '@live/bus';
+import {
+  assignmentRecord,
+  buckets,
+  type LifecycleEvent,
+  lifecycleEvent,
+  subjects,
+  type TranscoderHeartbeat,
+  transcoderHeartbeat,
+} from '@live/contracts';
+import { createLogger } from '@live/log';
+import {
+  type Child,
+  freePort,
+  type NatsServer,
+  startNatsServer,
+  startServiceProcess,
+  waitFor,
+} from '@live/testing';
+import { jetstream } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { headers, type NatsConnection } from '@nats-io/nats-core';
+
+const logger = createLogger({ service: 'supervisor-test', level: 'fatal' });
+let nats: NatsServer;
+let nc: NatsConnection;
+let supervisor: Child;
+let publisher: OrderedPublisher;
+const events: LifecycleEvent[] = [];
+
+interface StandIn {
+  id: string;
+  slots: number;
+  free: number;
+  refuse: boolean;
+  assigns: { streamId: string; epoch: number }[];
+  revokes: { streamId: string; epoch?: number }[];
+  timer: NodeJS.Timeout;
+}
+const workers: StandIn[] = [];
+
+function standInWorker(id: string, slots: number): StandIn {
+  const w: StandIn = {
+    id,
+    slots,
+    free: slots,
+    refuse: false,
+    assigns: [],
+    revokes: [],
+    timer: setInterval(() => beat(), 200),
+  };
+  const beat = () => {
+    const hb: TranscoderHeartbeat = {
+      workerId: id,
+      at: Date.now(),
+      slots: w.slots,
+      free: w.free,
+      draining: false,
+      streams: [],
+    };
+    nc.publish(subjects.transcoderHealth(id), encode(transcoderHeartbeat, hb));
+  };
+  nc.subscribe(subjects.ctl.transcoderAssign(id), {
+    callback: (_e, m) => {
+      const request = JSON.parse(text(m.data)) as { streamId: string; epoch: number };
+      if (w.refuse) {
+        m.respond(bytes('{"error":"no free slot"}'), { headers: serviceError('409', 'no free slot') });
+        return;
+      }
+      w.assigns.push({ streamId: request.streamId, epoch: request.epoch });
+      w.free--;
+      m.respond(bytes(JSON.stringify({ accepted: true, workerId: id })));
+    },
+  });
+  nc.subscribe(subjects.ctl.transcoderRevoke(id), {
+    callback: (_e, m) => {
+      w.revokes.push(JSON.parse(text(m.data)));
+      w.free++;
+      m.respond(bytes('{"stopped":true}'));
+    },
+  });
+  workers.push(w);
+  beat();
+  return w;
+}
+
+function serviceError(code: string, message: string) {
+  const h = headers();
+  h.set('Nats-Service-Error-Code', code);
+  h.set('Nats-Service-Error', message);
+  return h;
+}
+
+const source = {
+  url: 'rtmp://127.0.0.1:1/src/s?token=t',
+  video: {
+    codec: 'h264' as const,
+    profile: 'High',
+    level: 3.1,
+    width: 1280,
+    height: 720,
+    fps: 30,
+    chromaFormat: 1,
+    bitDepth: 8,
+  },
+  audio: { codec: 'aac' as const, sampleRate: 48000, channels: 2 },
+  announcedKbps: 3000,
+  ingestId: 'i1',
+};
+let n = 0;
+async function emit(streamId: string, event: Record<string, unknown> & { type: LifecycleEvent['type'] }) {
+  const full = {
+    id: `e${++n}`,
+    streamId,
+    sessionId: 's',
+    at: new Date().toISOString(),
+    ...event,
+  } as LifecycleEvent;
+  await publisher.publish(lifecycleEvent, subjects.streamEvent(streamId, full.type), full, full.id);
+}
+async function assignment(streamId: string) {
+  const entry = await (await new Kvm(nc).open(buckets.assignments)).get(streamId);
+  if (entry?.operation !== 'PUT') return null;
+  const d = decode(assignmentRecord, entry.value);
+  return d.ok ? d.value : null;
+}
+
+before(async () => {
+  nats = await startNatsServer();
+  nc = await connectBus({ servers: [nats.url], name: 'supervisor-test', logger });
+  await provision(nc, logger);
+  publisher = new OrderedPublisher({ js: jetstream(nc), logger });
+  nc.subscribe(subjects.allStreamEvents, {
+    callback: (_e, m) => {
+      const d = decode(lifecycleEvent, m.data);
+      if (d.ok) events.push(d.value);
+    },
+  });
+  const opsPort = await freePort();
+  supervisor = await startServiceProcess({
+    service: 'supervisor',
+    opsPort,
+    env: { NATS_URL: nats.url, SUPERVISOR_OPS_PORT: String(opsPort) },
+  });
+});
+after(async () => {
+  for (const w of workers) clearInterval(w.timer);
+  await supervisor?.stop();
+  await nc?.close();
+  await nats?.dispose();
+});
+
+test('no worker yet: the stream waits, and is assigned as soon as one joins', async () => {
+  await emit('early', { type: 'started', source, acceptedAt: Date.now() });
+  const joined = Date.now();
+  const w = standInWorker('w1', 1);
+  await waitFor(() => w.assigns.length === 1, {
+    timeoutMs: 15_000,
+    what: 'the late worker to get the stream',
+  });
+  const record = await assignment('early');
+  assert.equal(record?.workerId, 'w1');
+  assert.equal(record?.epoch, 1);
+  assert.equal(record?.state, 'assigned');
+  // The ladder follows the 720p source: the default presets at or below it.
+  assert.deepEqual(
+    record?.ladder.map((r) => r.name),
+    ['720p', '480p', '360p'],
+  );
+  assert.ok(Date.now() - joined < 15_000);
+});
+
+test('the least loaded worker with a free slot gets a stream; a refusal moves on to the next', async () => {
+  const w2 = standInWorker('w2', 4);
+  const w3 = standInWorker('w3', 2);
+  await waitFor(() => events.some((e) => e.type === 'assigned'), { what: 'the first assignment event' });
+  w2.refuse = true;
+  const refusedAt = Date.now();
+  await emit('busy', { type: 'started', source, acceptedAt: Date.now() });
+  await waitFor(() => w3.assigns.some((a) => a.streamId === 'busy'), {
+    what: 'w3 to get the stream after w2 refused',
+  });
+  assert.ok(Date.now() - refusedAt < 2000, 'moved on at the refusal, not after the assign timeout');
+  const record = await assignment('busy');
+  assert.equal(record?.workerId, 'w3');
+  // The refused attempt took an epoch; epochs only grow.
+  assert.ok((record?.epoch ?? 0) >= 1);
+  const assigned = await waitFor(() => events.find((e) => e.type === 'assigned' && e.streamId === 'busy'), {
+    what: 'assigned event',
+  });
+  assert.equal(assigned.type === 'assigned' && assigned.workerId, 'w3');
+  w2.refuse = false;
+  // w2 (4 slots, all free) is now less loaded than w3 (2 slots, 1 used): the next stream goes there.
+  await waitFor(() => Date.now() - refusedAt > 600, { intervalMs: 50, what: 'fresh heartbeats' });
+  await emit('third', { type: 'started', source, acceptedAt: Date.now() });
+  await waitFor(() => w2.assigns.some((a) => a.streamId === 'third'), {
+    what: 'the least loaded worker to get it',
+  });
+});
+
+test('ended revokes the worker and keeps the record; the next session continues the epochs', async () => {
+  const before = await assignment('busy');
+  assert.ok(before);
+  await emit('busy', { type: 'ended', reason: 'publisher_left', durationMs: 1000 });
+  const worker = workers.find((w) => w.id === before.workerId) as StandIn;
+  await waitFor(() => worker.revokes.some((r) => r.streamId === 'busy'), { what: 'the revoke' });
+  await waitFor(async () => (await assignment('busy'))?.state === 'ended', {
+    what: 'the record marked ended',
+  });
+  await emit('busy', { type: 'started', source, acceptedAt: Date.now() });
+  await waitFor(async () => (await assignment('busy'))?.state === 'assigned', { what: 'a new assignment' });
+  assert.equal((await assignment('busy'))?.epoch, before.epoch + 1);
+});
+
+test('a failed transcode moves the stream to another worker at a new epoch', async () => {
+  const before = await assignment('early');
+  assert.ok(before);
+  await emit('early', {
+    type: 'transcode_failed',
+    workerId: before.workerId,
+    epoch: before.epoch,
+    exitCode: 1,
+    signal: null,
+    lastLines: ['boom'],
+  });
+  await waitFor(async () => (await assignment('early'))?.epoch === before.epoch + 1, {
+    what: 'reassignment',
+  });
+  assert.notEqual((await assignment('early'))?.workerId, before.workerId);
+});
