@@ -31,6 +31,18 @@ const publish = (key: string) => {
   return child;
 };
 
+/** Waits until the 360p playlist lists a segment `n` numbers past the newest one in `before`. */
+function advancedBy(before: MediaPlaylist, n: number, what: string): Promise<MediaPlaylist> {
+  const target = (before.segments.at(-1)?.mediaSequenceNumber ?? 0) + n;
+  return waitFor(
+    async () => {
+      const m = await p.media('e2e', '360p');
+      return m && (m.segments.at(-1)?.mediaSequenceNumber ?? 0) >= target ? m : null;
+    },
+    { timeoutMs: 20_000, what },
+  );
+}
+
 async function probe(streamId: string, playlist: MediaPlaylist): Promise<{ width: number; height: number }> {
   const segment = playlist.segments.at(-1);
   assert.ok(segment?.map, 'a segment with its init section');
@@ -131,17 +143,7 @@ test('killing and restarting the packager mid-stream loses nothing: no gap, no r
   const downSince = Date.now();
   await waitFor(() => Date.now() - downSince > 2500 && p.events, { intervalMs: 100, what: 'some downtime' });
   p.packager = await p.startPackager();
-  const after = await waitFor(
-    async () => {
-      const m = await p.media('e2e', '360p');
-      return m &&
-        (m.segments.at(-1)?.mediaSequenceNumber ?? 0) >=
-          (before.segments.at(-1)?.mediaSequenceNumber ?? 0) + 4
-        ? m
-        : null;
-    },
-    { timeoutMs: 20_000, what: 'the playlist to advance after the restart' },
-  );
+  const after = await advancedBy(before, 4, 'the playlist to advance after the restart');
   assert.deepEqual(checkMediaPlaylist(after), []);
   assert.deepEqual(checkReload(before, after), []);
   // Content has no hole: within one epoch, ffmpeg's segment numbers are consecutive.
@@ -176,17 +178,7 @@ test('two packager replicas: only the leader writes; killing it hands over and t
   await p.packager.stop('SIGKILL');
   p.packager = standby;
   p.originPort = standbyPort;
-  const after = await waitFor(
-    async () => {
-      const m = await p.media('e2e', '360p');
-      return m &&
-        (m.segments.at(-1)?.mediaSequenceNumber ?? 0) >=
-          (before.segments.at(-1)?.mediaSequenceNumber ?? 0) + 4
-        ? m
-        : null;
-    },
-    { timeoutMs: 20_000, what: 'the standby to take over and advance the playlist' },
-  );
+  const after = await advancedBy(before, 4, 'the standby to take over and advance the playlist');
   assert.deepEqual(checkMediaPlaylist(after), []);
   assert.deepEqual(checkReload(before, after), []);
   assert.equal(await holder(), standby.pid);

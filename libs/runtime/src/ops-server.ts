@@ -23,10 +23,30 @@ export interface OpsServerOptions {
   notReadyReason: () => string | null;
 }
 
-export interface OpsServer {
+export interface HttpListener {
   readonly port: number;
+  /** Stops listening and closes open connections. */
   close(): Promise<void>;
 }
+
+/** Listens on port (0 = any free one); rejects if it is taken. */
+export async function listenHttp(server: Server, port: number, host = '0.0.0.0'): Promise<HttpListener> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  const address = server.address();
+  return {
+    port: typeof address === 'object' && address ? address.port : port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+export type OpsServer = HttpListener;
 
 export async function startOpsServer(options: OpsServerOptions): Promise<OpsServer> {
   const { logger, metrics, notReadyReason } = options;
@@ -53,19 +73,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       res.writeHead(404).end();
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host ?? '0.0.0.0', resolve);
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : options.port;
-  logger.info({ port }, 'ops HTTP listening (/healthz /readyz /metrics)');
-  return {
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  const listener = await listenHttp(server, options.port, options.host);
+  logger.info({ port: listener.port }, 'ops HTTP listening (/healthz /readyz /metrics)');
+  return listener;
 }

@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { STREAM_ID_PATTERN } from '@live/contracts';
+import { type HttpListener, listenHttp } from '@live/runtime';
 import { cacheControlFor, checkKey, contentTypeFor, type Storage } from '@live/storage';
 import type { Logger } from 'pino';
 
@@ -37,7 +38,7 @@ export interface OriginOptions {
   logger: Logger;
 }
 
-export async function startOrigin(o: OriginOptions): Promise<{ port: number; close(): Promise<void> }> {
+export async function startOrigin(o: OriginOptions): Promise<HttpListener> {
   const hlsJs = await readFile(HLS_JS);
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://origin');
@@ -104,19 +105,7 @@ export async function startOrigin(o: OriginOptions): Promise<{ port: number; clo
         res.writeHead(502).end();
       });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.bind, resolve);
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : o.port;
-  o.logger.info({ port }, 'HTTP origin listening (/hls/<id>/master.m3u8, /watch/<id>)');
-  return {
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  const listener = await listenHttp(server, o.port, o.bind);
+  o.logger.info({ port: listener.port }, 'HTTP origin listening (/hls/<id>/master.m3u8, /watch/<id>)');
+  return listener;
 }
