@@ -82,6 +82,11 @@ test('a registered service answers $SRV.PING/INFO and validates its endpoint req
     assert.equal(info.endpoints[0].subject, 'live.ctl.test.double');
 
     const ok = await nc.request('live.ctl.test.double', bytes('{"n":21}'), { timeout: 2000 });
+    const stats = JSON.parse(
+      text((await nc.request('$SRV.STATS.live-echo', undefined, { timeout: 2000 })).data),
+    );
+    assert.equal(stats.type, 'io.nats.micro.v1.stats_response');
+    assert.equal(stats.endpoints[0].num_requests, 1, 'STATS counts what the endpoint served');
     assert.deepEqual(JSON.parse(text(ok.data)), { n: 42 });
 
     const bad = await nc.request('live.ctl.test.double', bytes('{"n":"x"}'), { timeout: 2000 });

@@ -24,15 +24,23 @@ export interface ServiceProcessOptions {
  * ~0.6 % of a core). `npm run build` makes dist.
  */
 export function serviceCommand(service: string, entry = 'main.ts'): { command: string; args: string[] } {
+  // Extra node flags for every service, e.g. LIVE_SERVICES_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.LIVE_SERVICES_NODE_ARGS ?? '').split(' ').filter(Boolean);
   if (process.env.LIVE_SERVICES_FROM === 'dist') {
     return {
       command: process.execPath,
-      args: [join(repoRoot, 'services', service, 'dist', entry.replace(/\.ts$/, '.js'))],
+      args: [...nodeArgs, join(repoRoot, 'services', service, 'dist', entry.replace(/\.ts$/, '.js'))],
     };
   }
   return {
     command: process.execPath,
-    args: ['--conditions=source', '--import', 'tsx', join(repoRoot, 'services', service, 'src', entry)],
+    args: [
+      ...nodeArgs,
+      '--conditions=source',
+      '--import',
+      'tsx',
+      join(repoRoot, 'services', service, 'src', entry),
+    ],
   };
 }
 
