@@ -104,6 +104,21 @@ export const streamAssigned = z.object({
   renditions: z.array(z.string()),
 });
 
+/** The supervisor moved a stream off a failed or stalled worker. */
+export const streamFailover = z.object({
+  ...base,
+  type: z.literal('failover'),
+  fromWorker: z.string(),
+  toWorker: z.string(),
+  /** worker_lost: heartbeats stopped; stalled: encoder progress stopped while the source was healthy. */
+  reason: z.enum(['worker_lost', 'stalled']),
+  epoch: z.number().int().positive(),
+  /** From the last sign of health (heartbeat or progress) to the decision. */
+  detectionMs: z.number().int().nonnegative(),
+  /** From the decision to the standby's acknowledgement of the new epoch. */
+  switchMs: z.number().int().nonnegative(),
+});
+
 export const lifecycleEvent = z.discriminatedUnion('type', [
   streamStarted,
   streamEnded,
@@ -112,6 +127,7 @@ export const lifecycleEvent = z.discriminatedUnion('type', [
   streamRejected,
   transcodeFailed,
   streamAssigned,
+  streamFailover,
 ]);
 export type LifecycleEvent = z.infer<typeof lifecycleEvent>;
 export type LifecycleEventOf<T extends LifecycleEvent['type']> = Extract<LifecycleEvent, { type: T }>;

@@ -25,5 +25,11 @@ export const supervisorConfigSchema = z.object({
   SUPERVISOR_WORKER_TIMEOUT_MS: env.ms(1000),
   /** How long a worker has to acknowledge an assignment before the next one is tried. */
   SUPERVISOR_ASSIGN_TIMEOUT_MS: env.ms(3000),
+  /** No heartbeat, or no encoder progress while the source is healthy, for this long: fail over (budget 600 ms). */
+  SUPERVISOR_STALL_MS: env.ms(600),
+  /** A new assignment gets this long to show progress (ffmpeg start-up) before it counts as stalled. */
+  SUPERVISOR_START_GRACE_MS: env.ms(4000),
+  /** How often assignments are checked. */
+  SUPERVISOR_CHECK_MS: env.ms(100),
 });
 export type SupervisorConfig = z.infer<typeof supervisorConfigSchema>;

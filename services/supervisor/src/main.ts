@@ -5,9 +5,11 @@ import { lifecycleEvent, serviceNames, streams, subjects } from '@live/contracts
 import { createLogger } from '@live/log';
 import { createMetrics, installShutdown, registerService, startOpsServer } from '@live/runtime';
 import { jetstream } from '@nats-io/jetstream';
+import { Counter } from 'prom-client';
 import packageJson from '../package.json' with { type: 'json' };
 import { Assigner } from './assigner.js';
 import { supervisorConfigSchema } from './config.js';
+import { StallDetector } from './stall-detector.js';
 import { WorkerPool } from './worker-pool.js';
 
 async function main(): Promise<void> {
@@ -34,6 +36,24 @@ async function main(): Promise<void> {
     config.SUPERVISOR_ASSIGN_TIMEOUT_MS,
   );
   await assigner.start();
+  const detector = new StallDetector({
+    nc,
+    logger,
+    assigner,
+    events,
+    stallMs: config.SUPERVISOR_STALL_MS,
+    startGraceMs: config.SUPERVISOR_START_GRACE_MS,
+    checkMs: config.SUPERVISOR_CHECK_MS,
+    metrics: {
+      failovers: new Counter({
+        name: 'supervisor_failovers_total',
+        help: 'failovers by reason',
+        labelNames: ['reason'],
+        registers: [metrics],
+      }),
+    },
+  });
+  await detector.start();
   const consumption = await consume({
     nc,
     logger,
@@ -55,6 +75,7 @@ async function main(): Promise<void> {
   logger.info('supervisor ready');
   installShutdown(logger, [
     { name: 'nats service', run: () => service.stop().then(() => undefined) },
+    { name: 'stall detector', run: () => detector.stop() },
     { name: 'consumer', run: () => consumption.stop() },
     { name: 'events', run: () => events.flush(3000) },
     { name: 'nats', run: () => nc.drain() },

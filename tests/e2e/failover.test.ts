@@ -1,0 +1,140 @@
+// Failover, first part: a transcoder fault moves the stream to the warm standby at a new epoch; a source
+// stall does not. Real processes: the active worker is killed with SIGKILL.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { after, before, test } from 'node:test';
+import { decode } from '@live/bus';
+import { assignmentRecord, buckets } from '@live/contracts';
+import { type Child, startPublisher } from '@live/testing';
+import { Kvm } from '@nats-io/kv';
+import { type Platform, startPlatform, waitFor } from './platform.js';
+import { checkMediaPlaylist, checkReload } from './rfc8216.js';
+
+let p: Platform;
+let publisher: Child;
+before(async () => {
+  p = await startPlatform({ workers: 2 });
+  publisher = startPublisher({
+    url: p.publishUrl(await p.createKey('fo')),
+    width: 640,
+    height: 360,
+    gopSeconds: 1,
+  });
+  await waitFor(async () => ((await p.media('fo', '360p'))?.segments.length ?? 0) >= 3, {
+    timeoutMs: 30_000,
+    what: 'the stream to be live',
+  });
+});
+after(async () => {
+  await publisher?.stop('SIGKILL');
+  await p?.stop();
+});
+
+async function assignment() {
+  const entry = await (await new Kvm(p.nc).open(buckets.assignments)).get('fo');
+  const d = entry ? decode(assignmentRecord, entry.value) : null;
+  return d?.ok ? d.value : null;
+}
+
+test('a source stall (the streamer) is not a transcoder fault: no failover', async () => {
+  const before = await assignment();
+  const eventsBefore = p.events.length;
+  publisher.signal('SIGSTOP');
+  await waitFor(() => p.events.slice(eventsBefore).some((e) => e.type === 'source_stalled'), {
+    what: 'source_stalled',
+  });
+  // Stay stalled for several detection periods, then resume.
+  const stalledAt = Date.now();
+  await waitFor(() => Date.now() - stalledAt > 2500, { intervalMs: 100, what: 'a long source stall' });
+  publisher.signal('SIGCONT');
+  await waitFor(() => p.events.slice(eventsBefore).some((e) => e.type === 'source_resumed'), {
+    what: 'source_resumed',
+  });
+  const resumedAt = Date.now();
+  await waitFor(() => Date.now() - resumedAt > 2000, {
+    intervalMs: 100,
+    what: 'time for a wrong failover to show',
+  });
+  assert.ok(
+    !p.events.slice(eventsBefore).some((e) => e.type === 'failover'),
+    'no failover for a source stall',
+  );
+  assert.equal((await assignment())?.epoch, before?.epoch);
+});
+
+/** The pid of the ffmpeg transcoding this stream at this epoch (its command line names its work folder). */
+function ffmpegOf(epoch: number): number | undefined {
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmd.startsWith('ffmpeg') && cmd.includes(`/fo-${epoch}/`)) return Number(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+test('SIGSTOP of the active ffmpeg (worker alive, encoder stuck): failover as stalled', async () => {
+  const before = await assignment();
+  assert.ok(before);
+  const pid = await waitFor(() => ffmpegOf(before.epoch), { what: 'the active ffmpeg' });
+  const eventsBefore = p.events.length;
+  process.kill(pid, 'SIGSTOP');
+  const failover = await waitFor(() => p.events.slice(eventsBefore).find((e) => e.type === 'failover'), {
+    timeoutMs: 10_000,
+    what: 'the failover event',
+  });
+  assert.ok(
+    failover.type === 'failover' && failover.reason === 'stalled' && failover.fromWorker === before.workerId,
+  );
+  assert.ok(failover.detectionMs < 1500, `detected after ${failover.detectionMs} ms`);
+  // The stuck ffmpeg is stopped by its worker (revoke), so that worker is a standby again.
+  await waitFor(() => ffmpegOf(before.epoch) === undefined, {
+    timeoutMs: 10_000,
+    what: 'the stuck ffmpeg to be gone',
+  });
+  await waitFor(
+    async () => (await p.media('fo', '360p'))?.segments.some((s) => s.uri.startsWith(`${failover.epoch}/`)),
+    {
+      timeoutMs: 15_000,
+      what: 'segments of the new epoch',
+    },
+  );
+});
+
+test('SIGKILL of the active worker: the standby takes the stream at a new epoch, the playlist carries on', async () => {
+  const before = await assignment();
+  assert.ok(before);
+  const playlistBefore = await waitFor(() => p.media('fo', '360p'), { what: 'the playlist' });
+  const victim = p.workers[Number(before.workerId.replace('w', '')) - 1] as Child;
+  const eventsBefore = p.events.length;
+  const killedAt = Date.now();
+  await victim.stop('SIGKILL');
+  const failover = await waitFor(() => p.events.slice(eventsBefore).find((e) => e.type === 'failover'), {
+    timeoutMs: 10_000,
+    what: 'the failover event',
+  });
+  assert.equal(failover.type, 'failover');
+  if (failover.type !== 'failover') return;
+  assert.equal(failover.reason, 'worker_lost');
+  assert.equal(failover.fromWorker, before.workerId);
+  assert.notEqual(failover.toWorker, before.workerId);
+  assert.equal(failover.epoch, before.epoch + 1);
+  assert.ok(failover.detectionMs < 1000, `detected after ${failover.detectionMs} ms`);
+  assert.ok(Date.parse(failover.at) - killedAt < 1500, 'decided within the detection budget');
+
+  const after = await waitFor(
+    async () => {
+      const m = await p.media('fo', '360p');
+      return m?.segments.some((s) => s.uri.startsWith(`${failover.epoch}/`) && s.discontinuity) ? m : null;
+    },
+    { timeoutMs: 15_000, what: 'segments of the new epoch after a discontinuity' },
+  );
+  assert.deepEqual(checkMediaPlaylist(after), []);
+  assert.deepEqual(checkReload(playlistBefore, after), []);
+  const firstNew = after.segments.find((s) => s.uri.startsWith(`${failover.epoch}/`));
+  console.log(
+    `failover: detection ${failover.detectionMs} ms, switch ${failover.switchMs} ms, first new segment listed ${Date.now() - killedAt} ms after the kill (upper bound), ${firstNew?.uri}`,
+  );
+});
