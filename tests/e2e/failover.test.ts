@@ -103,6 +103,58 @@ test('SIGSTOP of the active ffmpeg (worker alive, encoder stuck): failover as st
   );
 });
 
+test('a zombie (whole worker paused until its stream moved, then resumed) puts nothing in the playlist and stops its ffmpeg', async () => {
+  const before = await assignment();
+  assert.ok(before);
+  const zombie = p.workers[Number(before.workerId.replace('w', '')) - 1] as Child;
+  const oldFfmpeg = await waitFor(() => ffmpegOf(before.epoch), { what: 'the active ffmpeg' });
+  const eventsBefore = p.events.length;
+  zombie.signal('SIGSTOP');
+  const failover = await waitFor(() => p.events.slice(eventsBefore).find((e) => e.type === 'failover'), {
+    timeoutMs: 10_000,
+    what: 'the failover away from the paused worker',
+  });
+  assert.ok(failover.type === 'failover' && failover.reason === 'worker_lost');
+  await waitFor(
+    async () => (await p.media('fo', '360p'))?.segments.some((s) => s.uri.startsWith(`${failover.epoch}/`)),
+    {
+      timeoutMs: 15_000,
+      what: 'segments of the new epoch',
+    },
+  );
+  // Meanwhile the zombie's ffmpeg kept encoding into its work folder; now the worker wakes up.
+  const resumedAt = Date.now();
+  zombie.signal('SIGCONT');
+  await waitFor(() => ffmpegOf(before.epoch) === undefined, {
+    timeoutMs: 10_000,
+    what: 'the zombie to stop its ffmpeg',
+  });
+  console.log(
+    `zombie's ffmpeg gone ${Date.now() - resumedAt} ms after SIGCONT (SIGSTOP at failover -${Date.now() - Date.parse(failover.at)} ms)`,
+  );
+  assert.ok(!zombie.hasExited(), 'the worker itself lives on');
+  // Stopped either by its own assignment watch or by the supervisor's revoke, queued while it was paused.
+  const stoppedBy = p.logs.find(
+    (l) =>
+      l.line.workerId === before.workerId &&
+      (l.line.message === 'stream moved on: fencing this job' ||
+        l.line.message === 'revoked by the supervisor: stopping the job'),
+  );
+  assert.ok(stoppedBy, 'the zombie logged why it stopped');
+  console.log(`zombie stopped: ${stoppedBy.line.message}`);
+  // Not one segment of the old epoch after the new one started, in any later playlist.
+  const settled = Date.now();
+  await waitFor(() => Date.now() - settled > 2000, {
+    intervalMs: 100,
+    what: 'time for stale uploads to show',
+  });
+  const m = await p.media('fo', '360p');
+  const firstNew = m?.segments.findIndex((s) => s.uri.startsWith(`${failover.epoch}/`)) ?? -1;
+  assert.ok(firstNew >= 0);
+  assert.ok(m?.segments.slice(firstNew).every((s) => !s.uri.startsWith(`${before.epoch}/`)));
+  assert.ok(oldFfmpeg > 0);
+});
+
 test('SIGKILL of the active worker: the standby takes the stream at a new epoch, the playlist carries on', async () => {
   const before = await assignment();
   assert.ok(before);

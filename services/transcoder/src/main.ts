@@ -71,6 +71,7 @@ async function main(): Promise<void> {
     endpoints: w.endpoints(),
   });
   await w.register();
+  await w.watchAssignments();
   worker = w;
   logger.info({ slots: config.TRANSCODER_SLOTS }, 'worker ready');
 

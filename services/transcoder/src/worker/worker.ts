@@ -1,11 +1,13 @@
 // A transcoder worker: a fixed number of slots, one StreamJob per assigned stream. It registers in
 // live-workers, sends a heartbeat with per-stream progress ~5/s, takes assign/revoke requests from the
 // supervisor, reports ffmpeg failures, and fences itself: cut off from NATS longer than
-// TRANSCODER_FENCE_MS, it kills its ffmpeg (the supervisor will have moved its streams).
+// TRANSCODER_FENCE_MS, it kills its ffmpeg (the supervisor will have moved its streams); and when the
+// assignment of a stream it runs moves to a newer epoch (it was paused, a zombie), it kills that job.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { encode, type NatsConnection, type OrderedPublisher } from '@live/bus';
+import { decode, encode, type NatsConnection, type OrderedPublisher } from '@live/bus';
 import {
+  assignmentRecord,
   assignReply,
   assignRequest,
   buckets,
@@ -20,7 +22,7 @@ import {
 } from '@live/contracts';
 import { endpoint, RequestError } from '@live/runtime';
 import type { Storage } from '@live/storage';
-import { Kvm } from '@nats-io/kv';
+import { Kvm, KvWatchInclude } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { FfmpegExit } from '../ffmpeg/ffmpeg-process.js';
 import { StreamJob } from './stream-job.js';
@@ -56,6 +58,30 @@ export class Worker {
 
   get free(): number {
     return this.o.slots - this.jobs.size;
+  }
+
+  /** Kills jobs whose stream was reassigned to a newer epoch (e.g. while this process was paused). */
+  async watchAssignments(): Promise<void> {
+    const kv = await new Kvm(this.o.nc).open(buckets.assignments);
+    const iterator = await kv.watch({ include: KvWatchInclude.UpdatesOnly });
+    void (async () => {
+      for await (const entry of iterator) {
+        if (entry.operation !== 'PUT') continue;
+        const decoded = decode(assignmentRecord, entry.value);
+        if (!decoded.ok) continue;
+        const record = decoded.value;
+        const job = this.jobs.get(record.streamId);
+        if (job && record.epoch > job.epoch) {
+          this.log.warn(
+            { streamId: job.streamId, epoch: job.epoch, newEpoch: record.epoch, now: record.workerId },
+            'stream moved on: fencing this job',
+          );
+          this.jobs.delete(job.streamId);
+          job.kill();
+          this.beat();
+        }
+      }
+    })();
   }
 
   async register(): Promise<void> {
@@ -127,6 +153,7 @@ export class Worker {
         handler: async ({ streamId, epoch }) => {
           const job = this.jobs.get(streamId);
           if (!job || (epoch !== undefined && job.epoch !== epoch)) return { stopped: false };
+          this.log.info({ streamId, epoch: job.epoch }, 'revoked by the supervisor: stopping the job');
           this.jobs.delete(streamId);
           await job.stop();
           this.beat();
