@@ -4,6 +4,7 @@ export * from './codec.js';
 export * from './connect.js';
 export * from './consume.js';
 export * from './deadletter.js';
+export * from './kv-watch.js';
 export * from './provision.js';
 export * from './publish.js';
 export * from './retry.js';

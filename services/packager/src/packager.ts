@@ -2,7 +2,7 @@
 // Events are handled one at a time (the JetStream consumer acks after the playlist is written, so a crash
 // redelivers and the duplicate is recognised). The current epoch of each stream comes from the
 // live-assignments bucket (watched) and from the segments themselves, whichever is newer.
-import { decode, type NatsConnection } from '@live/bus';
+import { decode, type NatsConnection, watchKv } from '@live/bus';
 import {
   assignmentRecord,
   buckets,
@@ -15,7 +15,6 @@ import {
 } from '@live/contracts';
 import { cacheControl, type Storage } from '@live/storage';
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
 import { parse } from 'hls-parser';
 import type { MasterPlaylist } from 'hls-parser/types.js';
 import type { Logger } from 'pino';
@@ -49,19 +48,17 @@ export class Packager {
 
   /** Follows live-assignments so a new epoch fences the old worker even before its first segment. */
   async watchAssignments(nc: NatsConnection): Promise<void> {
-    const kv = await new Kvm(nc).open(buckets.assignments);
-    const iterator = await kv.watch();
-    this.assignmentWatch = iterator;
-    void (async () => {
-      for await (const entry of iterator) {
-        if (entry.operation !== 'PUT') continue;
-        const decoded = decode(assignmentRecord, entry.value);
-        if (!decoded.ok) continue;
-        const stream = await this.stream(decoded.value.streamId);
-        stream.raiseEpoch(decoded.value.epoch);
-        stream.expected = decoded.value.ladder.map((r) => r.name);
-      }
-    })();
+    this.assignmentWatch = await watchKv({
+      nc,
+      logger: this.log,
+      bucket: buckets.assignments,
+      schema: assignmentRecord,
+      onPut: async (record) => {
+        const stream = await this.stream(record.streamId);
+        stream.raiseEpoch(record.epoch);
+        stream.expected = record.ladder.map((r) => r.name);
+      },
+    });
   }
 
   async onSegment(event: SegmentEvent): Promise<void> {

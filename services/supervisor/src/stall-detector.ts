@@ -9,7 +9,7 @@
 // stream moves to a standby at a new epoch (the assigner's compare-and-set), and a `failover` event
 // records the detection and switch times. Liveness comes from heartbeats on core NATS, never KV TTLs.
 import { randomUUID } from 'node:crypto';
-import { decode, type NatsConnection, type OrderedPublisher, subscribeValidated } from '@live/bus';
+import { type NatsConnection, type OrderedPublisher, subscribeValidated, watchKv } from '@live/bus';
 import {
   type AssignmentRecord,
   assignmentRecord,
@@ -19,7 +19,6 @@ import {
   subjects,
   transcoderHeartbeat,
 } from '@live/contracts';
-import { Kvm } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { Assigner } from './assigner.js';
@@ -103,16 +102,13 @@ export class StallDetector {
         this.flowingSince.set(health.streamId, { since, reportedAt: now });
       },
     });
-    const kv = await new Kvm(nc).open(buckets.assignments);
-    const iterator = await kv.watch();
-    this.watch = iterator;
-    void (async () => {
-      for await (const entry of iterator) {
-        if (entry.operation !== 'PUT') continue;
-        const decoded = decode(assignmentRecord, entry.value);
-        if (decoded.ok) this.remember(decoded.value);
-      }
-    })();
+    this.watch = await watchKv({
+      nc,
+      logger,
+      bucket: buckets.assignments,
+      schema: assignmentRecord,
+      onPut: (record) => this.remember(record),
+    });
     this.timer = setInterval(() => this.check(), this.o.checkMs);
   }
 
@@ -143,8 +139,10 @@ export class StallDetector {
       const source = this.flowingSince.get(record.streamId);
       // A stale report (ingest quiet for a second) proves nothing about the source.
       if (!source || now - source.reportedAt > 1000) continue;
+      // Evidence, not a timer race with worker_lost: a heartbeat received more than the threshold after
+      // the encoder got stuck, still without progress, says the worker lives and its encoder does not.
       const stuckSince = Math.max(lastSign, source.since);
-      if (now - stuckSince > this.o.stallMs) void this.failover(record, 'stalled', now - lastSign);
+      if (beat - stuckSince > this.o.stallMs) void this.failover(record, 'stalled', now - lastSign);
     }
   }
 

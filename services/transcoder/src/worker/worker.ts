@@ -5,7 +5,7 @@
 // assignment of a stream it runs moves to a newer epoch (it was paused, a zombie), it kills that job.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { decode, encode, type NatsConnection, type OrderedPublisher } from '@live/bus';
+import { encode, type NatsConnection, type OrderedPublisher, watchKv } from '@live/bus';
 import {
   assignmentRecord,
   assignReply,
@@ -22,7 +22,7 @@ import {
 } from '@live/contracts';
 import { endpoint, RequestError } from '@live/runtime';
 import type { Storage } from '@live/storage';
-import { Kvm, KvWatchInclude } from '@nats-io/kv';
+import { Kvm } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { FfmpegExit } from '../ffmpeg/ffmpeg-process.js';
 import { StreamJob } from './stream-job.js';
@@ -62,14 +62,13 @@ export class Worker {
 
   /** Kills jobs whose stream was reassigned to a newer epoch (e.g. while this process was paused). */
   async watchAssignments(): Promise<void> {
-    const kv = await new Kvm(this.o.nc).open(buckets.assignments);
-    const iterator = await kv.watch({ include: KvWatchInclude.UpdatesOnly });
-    void (async () => {
-      for await (const entry of iterator) {
-        if (entry.operation !== 'PUT') continue;
-        const decoded = decode(assignmentRecord, entry.value);
-        if (!decoded.ok) continue;
-        const record = decoded.value;
+    await watchKv({
+      nc: this.o.nc,
+      logger: this.log,
+      bucket: buckets.assignments,
+      schema: assignmentRecord,
+      updatesOnly: true,
+      onPut: (record) => {
         const job = this.jobs.get(record.streamId);
         if (job && record.epoch > job.epoch) {
           this.log.warn(
@@ -80,8 +79,8 @@ export class Worker {
           job.kill();
           this.beat();
         }
-      }
-    })();
+      },
+    });
   }
 
   async register(): Promise<void> {
