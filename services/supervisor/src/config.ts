@@ -31,5 +31,7 @@ export const supervisorConfigSchema = z.object({
   SUPERVISOR_START_GRACE_MS: env.ms(4000),
   /** How often assignments are checked. */
   SUPERVISOR_CHECK_MS: env.ms(100),
+  /** Leader lease: one replica acts; a dead leader is replaced within about this long (budget: 2 s). */
+  SUPERVISOR_LEASE_MS: env.ms(1500),
 });
 export type SupervisorConfig = z.infer<typeof supervisorConfigSchema>;

@@ -3,7 +3,7 @@ import { connectBus, consume, OrderedPublisher, provision } from '@live/bus';
 import { loadConfig } from '@live/config';
 import { lifecycleEvent, serviceNames, streams, subjects } from '@live/contracts';
 import { createLogger } from '@live/log';
-import { createMetrics, installShutdown, registerService, startOpsServer } from '@live/runtime';
+import { createMetrics, installShutdown, LeaderLease, registerService, startOpsServer } from '@live/runtime';
 import { jetstream } from '@nats-io/jetstream';
 import { Counter } from 'prom-client';
 import packageJson from '../package.json' with { type: 'json' };
@@ -16,12 +16,12 @@ async function main(): Promise<void> {
   const config = loadConfig(supervisorConfigSchema);
   const logger = createLogger({ service: 'supervisor', level: config.LOG_LEVEL });
   const metrics = createMetrics('supervisor');
-  let consuming = false;
+  let ready = false;
   const ops = await startOpsServer({
     port: config.SUPERVISOR_OPS_PORT,
     logger,
     metrics,
-    notReadyReason: () => (consuming ? null : 'starting'),
+    notReadyReason: () => (ready ? null : 'starting'),
   });
   const nc = await connectBus({ servers: config.NATS_URL, name: 'supervisor', logger });
   await provision(nc, logger, { replicas: config.NATS_REPLICAS });
@@ -36,36 +36,58 @@ async function main(): Promise<void> {
     config.SUPERVISOR_ASSIGN_TIMEOUT_MS,
   );
   await assigner.start();
-  const detector = new StallDetector({
+  const failovers = new Counter({
+    name: 'supervisor_failovers_total',
+    help: 'failovers by reason',
+    labelNames: ['reason'],
+    registers: [metrics],
+  });
+  // Replicas: every one keeps a warm view of the workers; only the lease holder consumes lifecycle events
+  // and watches for stalls. Workers keep transcoding while no leader exists.
+  let active: { stop: () => Promise<void> } | undefined;
+  const lease = new LeaderLease({
     nc,
     logger,
-    assigner,
-    events,
-    stallMs: config.SUPERVISOR_STALL_MS,
-    startGraceMs: config.SUPERVISOR_START_GRACE_MS,
-    checkMs: config.SUPERVISOR_CHECK_MS,
-    metrics: {
-      failovers: new Counter({
-        name: 'supervisor_failovers_total',
-        help: 'failovers by reason',
-        labelNames: ['reason'],
-        registers: [metrics],
-      }),
+    role: 'supervisor',
+    ttlMs: config.SUPERVISOR_LEASE_MS,
+    onAcquired: async () => {
+      const detector = new StallDetector({
+        nc,
+        logger,
+        assigner,
+        events,
+        stallMs: config.SUPERVISOR_STALL_MS,
+        startGraceMs: config.SUPERVISOR_START_GRACE_MS,
+        checkMs: config.SUPERVISOR_CHECK_MS,
+        metrics: { failovers },
+      });
+      await detector.start();
+      const consumption = await consume({
+        nc,
+        logger,
+        stream: streams.events,
+        durable: 'supervisor',
+        filterSubject: subjects.allStreamEvents,
+        schema: lifecycleEvent,
+        // A stream that finds no free worker is retried with backoff (a worker may be starting).
+        maxDeliver: 20,
+        handler: (event) => assigner.handle(event),
+      });
+      active = {
+        stop: async () => {
+          detector.stop();
+          await consumption.stop();
+        },
+      };
+    },
+    onLost: async () => {
+      const current = active;
+      active = undefined;
+      await current?.stop();
     },
   });
-  await detector.start();
-  const consumption = await consume({
-    nc,
-    logger,
-    stream: streams.events,
-    durable: 'supervisor',
-    filterSubject: subjects.allStreamEvents,
-    schema: lifecycleEvent,
-    // A stream that finds no free worker is retried with backoff (a worker may be starting).
-    maxDeliver: 20,
-    handler: (event) => assigner.handle(event),
-  });
-  consuming = true;
+  await lease.start();
+  ready = true;
   const service = await registerService(nc, logger, {
     name: serviceNames.supervisor,
     version: packageJson.version,
@@ -75,8 +97,7 @@ async function main(): Promise<void> {
   logger.info('supervisor ready');
   installShutdown(logger, [
     { name: 'nats service', run: () => service.stop().then(() => undefined) },
-    { name: 'stall detector', run: () => detector.stop() },
-    { name: 'consumer', run: () => consumption.stop() },
+    { name: 'lease, consumer and stall detector', run: () => lease.stop() },
     { name: 'events', run: () => events.flush(3000) },
     { name: 'nats', run: () => nc.drain() },
     { name: 'ops http', run: () => ops.close() },

@@ -54,6 +54,7 @@ export class StallDetector {
   private readonly inFlight = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private watch: { stop(): void } | undefined;
+  private readonly subscriptions: { unsubscribe(): void }[] = [];
   private readonly log: Logger;
 
   constructor(private readonly o: StallDetectorOptions) {
@@ -62,7 +63,7 @@ export class StallDetector {
 
   async start(): Promise<void> {
     const { nc, logger } = this.o;
-    subscribeValidated({
+    const heartbeats = subscribeValidated({
       nc,
       logger,
       subject: subjects.allTranscoderHealth,
@@ -84,7 +85,7 @@ export class StallDetector {
         }
       },
     });
-    subscribeValidated({
+    const sources = subscribeValidated({
       nc,
       logger,
       subject: subjects.allIngestHealth,
@@ -102,6 +103,7 @@ export class StallDetector {
         this.flowingSince.set(health.streamId, { since, reportedAt: now });
       },
     });
+    this.subscriptions.push(heartbeats, sources);
     this.watch = await watchKv({
       nc,
       logger,
@@ -115,6 +117,7 @@ export class StallDetector {
   stop(): void {
     clearInterval(this.timer);
     this.watch?.stop();
+    for (const subscription of this.subscriptions.splice(0)) subscription.unsubscribe();
   }
 
   private remember(record: AssignmentRecord): void {

@@ -232,3 +232,36 @@ test('a failed transcode moves the stream to another worker at a new epoch', asy
   });
   assert.notEqual((await assignment('early'))?.workerId, before.workerId);
 });
+
+test('two replicas: killing the leader hands over within 2 s and the new leader assigns streams', async () => {
+  const opsPort = await freePort();
+  const standby = await startServiceProcess({
+    service: 'supervisor',
+    opsPort,
+    env: { NATS_URL: nats.url, SUPERVISOR_OPS_PORT: String(opsPort) },
+  });
+  const leases = await new Kvm(nc).open(buckets.leases);
+  const holderPid = async () => {
+    const entry = await leases.get('supervisor');
+    return entry?.operation === 'PUT' ? Number(entry.json<{ holder: string }>().holder.split('-')[0]) : null;
+  };
+  assert.equal(await holderPid(), supervisor.pid, 'the first replica leads');
+  const killedAt = Date.now();
+  await supervisor.stop('SIGKILL');
+  await waitFor(async () => (await holderPid()) === standby.pid, {
+    timeoutMs: 5000,
+    intervalMs: 50,
+    what: 'the standby to take the lease',
+  });
+  const handoverMs = Date.now() - killedAt;
+  assert.ok(handoverMs < 2000, `handover took ${handoverMs} ms`);
+  // A worker with a free slot, for the new leader to use.
+  if (!workers.some((x) => x.free > 0)) standInWorker('w9', 2);
+  await emit('after-leader', { type: 'started', source, acceptedAt: Date.now() });
+  await waitFor(async () => (await assignment('after-leader'))?.state === 'assigned', {
+    timeoutMs: 10_000,
+    what: 'the new leader to assign',
+  });
+  supervisor = standby;
+  console.log(`supervisor handover ${handoverMs} ms`);
+});
