@@ -5,7 +5,6 @@
 // segment of the new epoch minus completion of the last segment before the fault, minus one segment.
 // Targets (issue 4): output gap p95 <= 2.0 s (moonshot 1.2 s).
 //   npm run bench:failover -- [--faults 20] [--json out.json]
-import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { decode } from '@live/bus';
 import {
@@ -16,7 +15,7 @@ import {
   subjects,
   transcoderHeartbeat,
 } from '@live/contracts';
-import { type Child, startPublisher, waitFor } from '@live/testing';
+import { type Child, pidsByCommandLine, startPublisher, waitFor } from '@live/testing';
 import { Kvm } from '@nats-io/kv';
 import { startPlatform } from '../tests/e2e/platform.js';
 import { percentile, printTable, writeJson } from './lib.js';
@@ -49,15 +48,8 @@ const current = async () => {
   if (!d?.ok) throw new Error('no assignment');
   return d.value;
 };
-function ffmpegOf(epoch: number): number | undefined {
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (cmd.startsWith('ffmpeg') && cmd.includes(`/fo-${epoch}/`)) return Number(pid);
-    } catch {}
-  }
-  return undefined;
-}
+const ffmpegOf = (epoch: number): number | undefined =>
+  pidsByCommandLine((cmd) => cmd.startsWith('ffmpeg') && cmd.includes(`/fo-${epoch}/`))[0];
 
 type Kind = 'sigkill-worker' | 'sigstop-ffmpeg';
 const results: Record<Kind, { detection: number[]; switch: number[]; gap: number[] }> = {

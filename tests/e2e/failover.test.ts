@@ -1,11 +1,10 @@
 // Failover, first part: a transcoder fault moves the stream to the warm standby at a new epoch; a source
 // stall does not. Real processes: the active worker is killed with SIGKILL.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { decode } from '@live/bus';
 import { assignmentRecord, buckets } from '@live/contracts';
-import { type Child, startPublisher } from '@live/testing';
+import { type Child, pidsByCommandLine, startPublisher } from '@live/testing';
 import { Kvm } from '@nats-io/kv';
 import { type Platform, startPlatform, waitFor } from './platform.js';
 import { checkMediaPlaylist, checkReload } from './rfc8216.js';
@@ -63,17 +62,8 @@ test('a source stall (the streamer) is not a transcoder fault: no failover', asy
 });
 
 /** The pid of the ffmpeg transcoding this stream at this epoch (its command line names its work folder). */
-function ffmpegOf(epoch: number): number | undefined {
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (cmd.startsWith('ffmpeg') && cmd.includes(`/fo-${epoch}/`)) return Number(pid);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return undefined;
-}
+const ffmpegOf = (epoch: number): number | undefined =>
+  pidsByCommandLine((cmd) => cmd.startsWith('ffmpeg') && cmd.includes(`/fo-${epoch}/`))[0];
 
 test('SIGSTOP of the active ffmpeg (worker alive, encoder stuck): failover as stalled', async () => {
   const before = await assignment();

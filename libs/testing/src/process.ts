@@ -1,7 +1,7 @@
 // Child processes for tests and the local launcher: tied to their parent (setpriv --pdeathsig KILL, so a
 // crashed test run leaves no orphan), stopped by pid, with the last output lines kept for error reports.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 
 export interface ChildOptions {
   name: string;
@@ -94,4 +94,18 @@ export function startChild(options: ChildOptions): Child {
       return result;
     },
   };
+}
+
+/** Pids of running processes whose command line (argv joined by NUL) satisfies `match` (reads /proc). */
+export function pidsByCommandLine(match: (commandLine: string) => boolean): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (match(readFileSync(`/proc/${entry}/cmdline`, 'utf8'))) pids.push(Number(entry));
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return pids;
 }

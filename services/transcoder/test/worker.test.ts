@@ -1,7 +1,7 @@
 // A transcoder worker as a real process: assignment by request, segments uploaded and announced, heartbeats
 // with progress, failures reported with ffmpeg's last lines, no orphan ffmpeg after SIGKILL, self-fencing.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -22,6 +22,7 @@ import {
   type Child,
   freePort,
   type NatsServer,
+  pidsByCommandLine,
   startNatsServer,
   startPublisher,
   startServiceProcess,
@@ -48,19 +49,8 @@ const mediaDir = mkdtempSync(join(tmpdir(), 'media-'));
 const workRoot = mkdtempSync(join(tmpdir(), 'work-'));
 
 /** ffmpeg processes whose command line mentions this worker's work folder. */
-function ffmpegPids(workDir: string): number[] {
-  return readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .filter((pid) => {
-      try {
-        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-        return cmd.startsWith('ffmpeg') && cmd.includes(workDir);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
+const ffmpegPids = (workDir: string) =>
+  pidsByCommandLine((cmd) => cmd.startsWith('ffmpeg') && cmd.includes(workDir));
 
 async function startWorker(id: string) {
   const opsPort = await freePort();
