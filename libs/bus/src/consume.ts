@@ -9,6 +9,21 @@ import { decode } from './codec.js';
 import { deadLetter } from './deadletter.js';
 import { retry } from './retry.js';
 
+/** The one place the rule lives: an invalid message goes to live.dlq.<subject> with the reason. */
+function decodeOrDeadLetter<S extends z.ZodType>(
+  nc: NatsConnection,
+  logger: Logger,
+  schema: S,
+  m: { subject: string; data: Uint8Array },
+  consumer: string,
+): { decoded: ReturnType<typeof decode<S>>; stored: Promise<void> } {
+  const decoded = decode(schema, m.data);
+  const stored = decoded.ok
+    ? Promise.resolve()
+    : deadLetter(nc, logger, { subject: m.subject, reason: decoded.reason, data: m.data, consumer });
+  return { decoded, stored };
+}
+
 export interface ConsumeOptions<S extends z.ZodType> {
   nc: NatsConnection;
   logger: Logger;
@@ -53,14 +68,10 @@ export async function consume<S extends z.ZodType>(options: ConsumeOptions<S>): 
   const messages = await consumer.consume();
   const done = (async () => {
     for await (const m of messages) {
-      const decoded = decode(schema, m.data);
+      const { decoded, stored } = decodeOrDeadLetter(nc, log, schema, m, durable);
       if (!decoded.ok) {
-        await deadLetter(nc, log, {
-          subject: m.subject,
-          reason: decoded.reason,
-          data: m.data,
-          consumer: durable,
-        });
+        // Stored in LIVE_DLQ before the original is given up, so a crash in between loses nothing.
+        await stored;
         m.term(decoded.reason);
         continue;
       }
@@ -108,16 +119,8 @@ export function subscribeValidated<S extends z.ZodType>(options: {
         logger.error({ err: error.message, subject }, 'subscription error');
         return;
       }
-      const decoded = decode(schema, m.data);
-      if (!decoded.ok) {
-        void deadLetter(nc, logger, {
-          subject: m.subject,
-          reason: decoded.reason,
-          data: m.data,
-          consumer: name,
-        });
-        return;
-      }
+      const { decoded } = decodeOrDeadLetter(nc, logger, schema, m, name);
+      if (!decoded.ok) return;
       try {
         handler(decoded.value, m.subject);
       } catch (e) {

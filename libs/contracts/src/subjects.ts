@@ -44,7 +44,6 @@ export const subjects = {
   allIngestHealth: 'live.health.ingest.*',
   /** live.health.transcoder.<workerId>: worker heartbeat, core NATS, ~5/s. */
   transcoderHealth: (workerId: string) => `live.health.transcoder.${token(workerId)}`,
-  allHealth: 'live.health.>',
   /** live.dlq.<original subject>: messages that failed validation, with the reason; stored in LIVE_DLQ. */
   deadLetter: (originalSubject: string) => `live.dlq.${originalSubject}`,
   allDeadLetters: 'live.dlq.>',
@@ -63,7 +62,6 @@ export const subjects = {
 export const streams = {
   events: 'LIVE_EVENTS',
   media: 'LIVE_MEDIA',
-  chat: 'CHAT',
   deadLetters: 'LIVE_DLQ',
 } as const;
 
@@ -72,8 +70,6 @@ export const buckets = {
   assignments: 'live-assignments',
   workers: 'live-workers',
   streamKeys: 'stream-keys',
-  chatNodes: 'chat-nodes',
-  supervisorLeader: 'supervisor-leader',
   /** Leader leases of replicated roles (packager, supervisor): <role> -> lease. */
   leases: 'live-leases',
 } as const;

@@ -53,6 +53,7 @@ async function main(): Promise<void> {
     onAcquired: async () => {
       const detector = new StallDetector({
         nc,
+        pool,
         logger,
         assigner,
         events,

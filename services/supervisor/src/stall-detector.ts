@@ -17,11 +17,11 @@ import {
   ingestHealth,
   lifecycleEvent,
   subjects,
-  transcoderHeartbeat,
 } from '@live/contracts';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { Assigner } from './assigner.js';
+import type { WorkerPool } from './worker-pool.js';
 
 /** A source silent longer than this is not "flowing" (ingest reports every 200 ms). */
 const FLOWING_GAP_MS = 300;
@@ -34,6 +34,8 @@ interface Watched {
 
 export interface StallDetectorOptions {
   nc: NatsConnection;
+  /** Heartbeats come through the pool (validated once per process). */
+  pool: WorkerPool;
   logger: Logger;
   assigner: Assigner;
   events: OrderedPublisher;
@@ -45,8 +47,6 @@ export interface StallDetectorOptions {
 
 export class StallDetector {
   private readonly assignments = new Map<string, Watched>();
-  /** Last heartbeat per worker (receipt time). */
-  private readonly lastBeat = new Map<string, number>();
   /** Per stream: the epoch and media time last reported, and when it last advanced. */
   private readonly progress = new Map<string, { epoch: number; mediaTimeMs: number; advancedAt: number }>();
   /** Per stream: since when source data has been arriving without a gap (Infinity while it is not). */
@@ -63,27 +63,18 @@ export class StallDetector {
 
   async start(): Promise<void> {
     const { nc, logger } = this.o;
-    const heartbeats = subscribeValidated({
-      nc,
-      logger,
-      subject: subjects.allTranscoderHealth,
-      schema: transcoderHeartbeat,
-      name: 'stall-detector-heartbeats',
-      handler: (beat) => {
-        const now = Date.now();
-        this.lastBeat.set(beat.workerId, now);
-        for (const s of beat.streams) {
-          const previous = this.progress.get(s.streamId);
-          if (!previous || previous.epoch !== s.epoch) {
-            // Until the encoder has produced media, the start grace applies (ffmpeg takes ~1 s to start).
-            if (s.mediaTimeMs > 0)
-              this.progress.set(s.streamId, { epoch: s.epoch, mediaTimeMs: s.mediaTimeMs, advancedAt: now });
-          } else if (s.mediaTimeMs > previous.mediaTimeMs) {
-            previous.mediaTimeMs = s.mediaTimeMs;
-            previous.advancedAt = now;
-          }
+    const stopBeats = this.o.pool.onBeat((beat, now) => {
+      for (const s of beat.streams) {
+        const previous = this.progress.get(s.streamId);
+        if (!previous || previous.epoch !== s.epoch) {
+          // Until the encoder has produced media, the start grace applies (ffmpeg takes ~1 s to start).
+          if (s.mediaTimeMs > 0)
+            this.progress.set(s.streamId, { epoch: s.epoch, mediaTimeMs: s.mediaTimeMs, advancedAt: now });
+        } else if (s.mediaTimeMs > previous.mediaTimeMs) {
+          previous.mediaTimeMs = s.mediaTimeMs;
+          previous.advancedAt = now;
         }
-      },
+      }
     });
     const sources = subscribeValidated({
       nc,
@@ -103,7 +94,7 @@ export class StallDetector {
         this.flowingSince.set(health.streamId, { since, reportedAt: now });
       },
     });
-    this.subscriptions.push(heartbeats, sources);
+    this.subscriptions.push({ unsubscribe: stopBeats }, sources);
     this.watch = await watchKv({
       nc,
       logger,
@@ -130,7 +121,7 @@ export class StallDetector {
     const now = Date.now();
     for (const { record, since } of this.assignments.values()) {
       if (record.state !== 'assigned' || this.inFlight.has(record.streamId)) continue;
-      const beat = Math.max(this.lastBeat.get(record.workerId) ?? 0, since);
+      const beat = Math.max(this.o.pool.lastSeenAt(record.workerId), since);
       if (now - beat > this.o.stallMs) {
         void this.failover(record, 'worker_lost', now - beat);
         continue;

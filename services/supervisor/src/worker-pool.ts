@@ -11,8 +11,11 @@ interface Seen {
   pending: number;
 }
 
+export type BeatListener = (beat: TranscoderHeartbeat, receivedAt: number) => void;
+
 export class WorkerPool {
   private readonly workers = new Map<string, Seen>();
+  private readonly listeners = new Set<BeatListener>();
 
   constructor(
     nc: NatsConnection,
@@ -26,11 +29,24 @@ export class WorkerPool {
       schema: transcoderHeartbeat,
       name: 'supervisor-heartbeats',
       handler: (beat) => {
-        const known = this.workers.get(beat.workerId);
-        if (!known) logger.info({ workerId: beat.workerId, slots: beat.slots }, 'worker joined');
-        this.workers.set(beat.workerId, { beat, lastSeenAt: Date.now(), pending: 0 });
+        const now = Date.now();
+        if (!this.workers.has(beat.workerId))
+          logger.info({ workerId: beat.workerId, slots: beat.slots }, 'worker joined');
+        this.workers.set(beat.workerId, { beat, lastSeenAt: now, pending: 0 });
+        for (const listener of this.listeners) listener(beat, now);
       },
     });
+  }
+
+  /** Every heartbeat, validated once here; returns a function that stops listening. */
+  onBeat(listener: BeatListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** When the worker's last heartbeat arrived (0 if never). */
+  lastSeenAt(workerId: string): number {
+    return this.workers.get(workerId)?.lastSeenAt ?? 0;
   }
 
   isAlive(workerId: string): boolean {
