@@ -27,3 +27,24 @@ export const revokeKeyReply = z.object({
 
 /** Error body of a refused operator request (also sent as Nats-Service-Error headers). */
 export const ctlError = z.object({ error: z.string() });
+
+/** live.ctl.worker.drain: move every stream off a worker (make-before-break), then it takes no new ones. */
+export const workerDrainRequest = z
+  .object({ workerId: z.string().regex(/^[-\w]+$/, 'a worker id') })
+  .strict();
+export const workerDrainReply = z.object({
+  workerId: z.string(),
+  /** Streams being moved; follow them with `nats sub 'live.stream.*.moved'`. */
+  streams: z.array(streamId),
+});
+
+/** live.ctl.stream.move: move one stream to another worker (a given one, or the least loaded). */
+export const streamMoveRequest = z.object({ streamId, toWorker: z.string().min(1).optional() }).strict();
+export const streamMoveReply = z.object({
+  streamId,
+  fromWorker: z.string(),
+  toWorker: z.string(),
+  epoch: z.number().int().positive(),
+  handoverMs: z.number().int().nonnegative(),
+  gapless: z.boolean(),
+});

@@ -55,7 +55,11 @@ export const streamStarted = z.object({
 export const streamEnded = z.object({
   ...base,
   type: z.literal('ended'),
-  reason: z.enum(['publisher_left', 'key_revoked', 'rejected', 'shutdown']),
+  /**
+   * publisher_left: no reconnect within the grace period; ingest_lost: the ingest holding the stream vanished
+   * (its health reports stopped) and the streamer did not come back anywhere within the grace period.
+   */
+  reason: z.enum(['publisher_left', 'key_revoked', 'rejected', 'ingest_lost']),
   durationMs: z.number().int().nonnegative(),
 });
 
@@ -119,6 +123,24 @@ export const streamFailover = z.object({
   switchMs: z.number().int().nonnegative(),
 });
 
+/** A planned, make-before-break move: the old worker stopped only after the new epoch's first segment. */
+export const streamMoved = z.object({
+  ...base,
+  type: z.literal('moved'),
+  fromWorker: z.string(),
+  toWorker: z.string(),
+  /** drain: the worker was draining (SIGTERM or live.ctl.worker.drain); operator: live.ctl.stream.move. */
+  reason: z.enum(['drain', 'operator']),
+  fromEpoch: z.number().int().positive(),
+  epoch: z.number().int().positive(),
+  /** From the decision to the new worker's acknowledgement. */
+  switchMs: z.number().int().nonnegative(),
+  /** From the decision to the new epoch's first segment announced (the old worker was stopped then). */
+  handoverMs: z.number().int().nonnegative(),
+  /** False when the new epoch produced no segment in time and the old worker was stopped anyway. */
+  gapless: z.boolean(),
+});
+
 export const lifecycleEvent = z.discriminatedUnion('type', [
   streamStarted,
   streamEnded,
@@ -128,6 +150,7 @@ export const lifecycleEvent = z.discriminatedUnion('type', [
   transcodeFailed,
   streamAssigned,
   streamFailover,
+  streamMoved,
 ]);
 export type LifecycleEvent = z.infer<typeof lifecycleEvent>;
 export type LifecycleEventOf<T extends LifecycleEvent['type']> = Extract<LifecycleEvent, { type: T }>;

@@ -18,3 +18,16 @@ export const ingestHealth = z.object({
   state: z.enum(['live', 'stalled', 'reconnecting']),
 });
 export type IngestHealth = z.infer<typeof ingestHealth>;
+
+/** live.alert.standby (LIVE_EVENTS): the supervisor cannot keep the configured number of free worker slots. */
+export const standbyAlert = z.object({
+  id: z.string(),
+  type: z.enum(['standby_short', 'standby_restored']),
+  at: z.iso.datetime(),
+  /** Free slots on live, non-draining workers. */
+  freeSlots: z.number().int().nonnegative(),
+  /** SUPERVISOR_STANDBY_SLOTS. */
+  required: z.number().int().nonnegative(),
+  workers: z.number().int().nonnegative(),
+});
+export type StandbyAlert = z.infer<typeof standbyAlert>;

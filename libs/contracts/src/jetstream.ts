@@ -18,12 +18,12 @@ export interface StreamDefinition {
 export const streamDefinitions: StreamDefinition[] = [
   {
     name: streams.events,
-    subjects: [subjects.allStreamEvents],
+    subjects: [subjects.allStreamEvents, subjects.allAlerts],
     // Lifecycle history for a day: enough for the supervisor and packager to rebuild state, small on disk.
     maxAgeNs: 24 * HOUR_NS,
     duplicateWindowNs: 2 * 60 * SECOND_NS,
     description:
-      'stream lifecycle: started, ended, source_stalled, source_resumed, rejected, assigned, failover',
+      'stream lifecycle (started, ended, source_stalled, source_resumed, rejected, assigned, failover, moved) and platform alerts',
   },
   {
     name: streams.media,

@@ -50,6 +50,11 @@ export const assignmentRecord = z.object({
   assignedAt: z.iso.datetime(),
   /** `ended` keeps the record (and its epoch) so a later session of the stream continues the epochs. */
   state: z.enum(['assigned', 'ended']),
+  /**
+   * Set on a planned move (make-before-break): the previous worker and epoch keep running, and their
+   * segments stay accepted, until this epoch's first segment; then the supervisor stops them.
+   */
+  handoverFrom: z.object({ workerId: z.string(), epoch: z.number().int().positive() }).nullish(),
 });
 export type AssignmentRecord = z.infer<typeof assignmentRecord>;
 
@@ -95,6 +100,10 @@ export const assignRequest = z.object({
   ladder: z.array(rendition).min(1),
 });
 export const assignReply = z.object({ accepted: z.literal(true), workerId: z.string() });
+
+/** Supervisor -> worker: stop taking new streams and report `draining` (the supervisor moves the streams). */
+export const drainRequest = z.object({}).strict();
+export const drainReply = z.object({ draining: z.literal(true), streams: z.array(streamId) });
 
 /** Supervisor -> worker: stop this stream (at this epoch or any epoch). */
 export const revokeRequest = z.object({ streamId, epoch: z.number().int().positive().optional() });

@@ -27,7 +27,7 @@ export const LIFECYCLE_TYPES = [
   'transcode_failed',
   'assigned',
   'failover',
-  'drained',
+  'moved',
 ] as const;
 export type LifecycleType = (typeof LIFECYCLE_TYPES)[number];
 
@@ -54,7 +54,16 @@ export const subjects = {
     /** Per worker: the supervisor addresses one worker, not a queue group. */
     transcoderAssign: (workerId: string) => `live.ctl.transcoder.${token(workerId)}.assign`,
     transcoderRevoke: (workerId: string) => `live.ctl.transcoder.${token(workerId)}.revoke`,
+    /** Supervisor -> one worker: stop taking streams, hand yours over (the supervisor moves them). */
+    transcoderDrain: (workerId: string) => `live.ctl.transcoder.${token(workerId)}.drain`,
+    /** Operator -> supervisor leader: drain a worker (make-before-break for each of its streams). */
+    workerDrain: 'live.ctl.worker.drain',
+    /** Operator -> supervisor leader: move one stream to another worker (make-before-break). */
+    streamMove: 'live.ctl.stream.move',
   },
+  /** live.alert.standby: the warm standby pool is short (or restored); stored in LIVE_EVENTS. */
+  standbyAlert: 'live.alert.standby',
+  allAlerts: 'live.alert.>',
   allTranscoderHealth: 'live.health.transcoder.*',
 } as const;
 

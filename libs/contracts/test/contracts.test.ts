@@ -18,10 +18,11 @@ test('subjects are built from validated tokens only', () => {
   }
 });
 
-test('every lifecycle subject falls inside the LIVE_EVENTS stream, and streams do not overlap', () => {
+test('every lifecycle subject and alert falls inside the LIVE_EVENTS stream, and streams do not overlap', () => {
   const events = streamDefinitions.find((d) => d.name === 'LIVE_EVENTS');
-  assert.deepEqual(events?.subjects, ['live.stream.>']);
+  assert.deepEqual(events?.subjects, ['live.stream.>', 'live.alert.>']);
   for (const type of LIFECYCLE_TYPES) assert.match(subjects.streamEvent('x', type), /^live\.stream\./);
+  assert.match(subjects.standbyAlert, /^live\.alert\./);
   const all = streamDefinitions.flatMap((d) => d.subjects.map((s) => s.replace('>', '')));
   for (const a of all) for (const b of all) if (a !== b) assert.ok(!a.startsWith(b), `${a} overlaps ${b}`);
 });
