@@ -29,6 +29,14 @@ export const transcoderConfigSchema = z.object({
   TRANSCODER_HEARTBEAT_MS: env.ms(200),
   /** Cut off from NATS this long, the worker stops its ffmpeg (self-fencing: its streams have moved). */
   TRANSCODER_FENCE_MS: env.ms(1500),
+  /**
+   * On SIGTERM the worker drains: it reports `draining`, the supervisor moves each stream (make-before-break)
+   * and stops the old job after its successor's first segment. Whatever is still running after this long is
+   * stopped anyway. Keep it below the pod's terminationGracePeriodSeconds (30 s in deploy/).
+   */
+  TRANSCODER_DRAIN_TIMEOUT_MS: env.ms(20_000),
+  /** A job whose stream is being moved keeps running at most this long if the supervisor never stops it. */
+  TRANSCODER_HANDOVER_MAX_MS: env.ms(10_000),
   ...storageConfigSchema,
 });
 export type TranscoderConfig = z.infer<typeof transcoderConfigSchema>;

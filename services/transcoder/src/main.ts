@@ -62,6 +62,7 @@ async function main(): Promise<void> {
     preset: config.TRANSCODER_PRESET,
     heartbeatMs: config.TRANSCODER_HEARTBEAT_MS,
     fenceMs: config.TRANSCODER_FENCE_MS,
+    handoverMaxMs: config.TRANSCODER_HANDOVER_MAX_MS,
   });
   const service = await registerService(nc, logger, {
     name: serviceNames.transcoder,
@@ -76,6 +77,12 @@ async function main(): Promise<void> {
   logger.info({ slots: config.TRANSCODER_SLOTS }, 'worker ready');
 
   installShutdown(logger, [
+    // Make-before-break first, while the revoke endpoint still answers the supervisor.
+    {
+      name: 'drain',
+      run: () => w.drain(config.TRANSCODER_DRAIN_TIMEOUT_MS),
+      timeoutMs: config.TRANSCODER_DRAIN_TIMEOUT_MS + 1000,
+    },
     { name: 'nats service', run: () => service.stop().then(() => undefined) },
     { name: 'jobs', run: () => w.stopAll(), timeoutMs: 8000 },
     { name: 'media events', run: () => media.flush(3000) },

@@ -3,6 +3,10 @@
 // supervisor, reports ffmpeg failures, and fences itself: cut off from NATS longer than
 // TRANSCODER_FENCE_MS, it kills its ffmpeg (the supervisor will have moved its streams); and when the
 // assignment of a stream it runs moves to a newer epoch (it was paused, a zombie), it kills that job.
+// Draining (SIGTERM or the supervisor's drain request): it reports `draining`, takes no new stream, and
+// keeps each job running while the supervisor moves it (make-before-break): a new assignment that names
+// this job in `handoverFrom` is not a fence; the supervisor revokes the job after its successor's first
+// segment (at the latest after TRANSCODER_HANDOVER_MAX_MS the job stops by itself).
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { encode, type NatsConnection, type OrderedPublisher, watchKv } from '@live/bus';
@@ -11,6 +15,8 @@ import {
   assignReply,
   assignRequest,
   buckets,
+  drainReply,
+  drainRequest,
   lifecycleEvent,
   revokeReply,
   revokeRequest,
@@ -41,6 +47,7 @@ export interface WorkerOptions {
   preset: string;
   heartbeatMs: number;
   fenceMs: number;
+  handoverMaxMs: number;
 }
 
 export class Worker {
@@ -60,7 +67,7 @@ export class Worker {
     return this.o.slots - this.jobs.size;
   }
 
-  /** Kills jobs whose stream was reassigned to a newer epoch (e.g. while this process was paused). */
+  /** Kills jobs whose stream was reassigned to a newer epoch (e.g. while this process was paused), unless it is a planned handover from that job. */
   async watchAssignments(): Promise<void> {
     await watchKv({
       nc: this.o.nc,
@@ -70,17 +77,47 @@ export class Worker {
       updatesOnly: true,
       onPut: (record) => {
         const job = this.jobs.get(record.streamId);
-        if (job && record.epoch > job.epoch) {
-          this.log.warn(
-            { streamId: job.streamId, epoch: job.epoch, newEpoch: record.epoch, now: record.workerId },
-            'stream moved on: fencing this job',
+        if (!job || record.epoch <= job.epoch) return;
+        const from = record.handoverFrom;
+        if (from?.workerId === this.o.workerId && from.epoch === job.epoch) {
+          this.log.info(
+            { streamId: job.streamId, epoch: job.epoch, newEpoch: record.epoch, to: record.workerId },
+            'stream moving: this job runs until its successor has a segment',
           );
-          this.jobs.delete(job.streamId);
-          job.kill();
-          this.beat();
+          setTimeout(() => {
+            if (this.jobs.get(job.streamId) !== job) return;
+            this.log.warn({ streamId: job.streamId, epoch: job.epoch }, 'handover not finished: stopping');
+            this.jobs.delete(job.streamId);
+            void job.stop().then(() => this.beat());
+          }, this.o.handoverMaxMs).unref();
+          return;
         }
+        this.log.warn(
+          { streamId: job.streamId, epoch: job.epoch, newEpoch: record.epoch, now: record.workerId },
+          'stream moved on: fencing this job',
+        );
+        this.jobs.delete(job.streamId);
+        job.kill();
+        this.beat();
       },
     });
+  }
+
+  /** Stop taking streams and say so in every heartbeat: the supervisor moves this worker's streams. */
+  startDraining(): string[] {
+    if (!this.draining) this.log.info({ streams: [...this.jobs.keys()] }, 'draining');
+    this.draining = true;
+    this.beat();
+    return [...this.jobs.keys()];
+  }
+
+  /** SIGTERM: drain, then wait until the supervisor has moved every stream away (or `timeoutMs`). */
+  async drain(timeoutMs: number): Promise<void> {
+    this.startDraining();
+    const deadline = Date.now() + timeoutMs;
+    while (this.jobs.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (this.jobs.size > 0)
+      this.log.warn({ streams: [...this.jobs.keys()] }, 'drain timed out: stopping the remaining streams');
   }
 
   async register(): Promise<void> {
@@ -142,6 +179,14 @@ export class Worker {
           this.beat();
           return { accepted: true as const, workerId: this.o.workerId };
         },
+      }),
+      endpoint({
+        name: 'drain',
+        subject: subjects.ctl.transcoderDrain(this.o.workerId),
+        description: 'stop taking streams; the supervisor moves the running ones (make-before-break)',
+        request: drainRequest,
+        reply: drainReply,
+        handler: async () => ({ draining: true as const, streams: this.startDraining() }),
       }),
       endpoint({
         name: 'revoke',
