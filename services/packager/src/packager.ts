@@ -46,7 +46,7 @@ export class Packager {
     this.log = o.logger.child({ component: 'packager' });
   }
 
-  /** Follows live-assignments so a new epoch fences the old worker even before its first segment. */
+  /** Follows live-assignments so a failover's new epoch fences the old worker even before its first segment. */
   async watchAssignments(nc: NatsConnection): Promise<void> {
     this.assignmentWatch = await watchKv({
       nc,
@@ -55,7 +55,9 @@ export class Packager {
       schema: assignmentRecord,
       onPut: async (record) => {
         const stream = await this.stream(record.streamId);
-        stream.raiseEpoch(record.epoch);
+        // A fault (failover) fences the old epoch now. A planned move (handoverFrom) keeps listing the old
+        // worker's segments until the new epoch's first one arrives (accept() switches there): no gap.
+        if (!record.handoverFrom) stream.raiseEpoch(record.epoch);
         stream.expected = record.ladder.map((r) => r.name);
       },
     });

@@ -270,10 +270,20 @@ export class LiveStreams implements RtmpHooks {
     return kicked;
   }
 
-  /** Ends every stream (process shutdown). */
-  endAll(): void {
-    for (const stream of [...this.byId.values()]) this.end(stream, 'shutdown');
+  /**
+   * Process shutdown (a rolling update, a node drain): closes every publisher and player *without* `ended`.
+   * The streamer (OBS reconnects by itself) comes back through another ingest pod, whose `started` gives the
+   * stream a new epoch in the same playlist; if nobody comes back, the supervisor ends the stream once no
+   * ingest has reported on it for SUPERVISOR_SOURCE_LOST_MS. Returns how many streams were let go.
+   */
+  releaseAll(): number {
     clearInterval(this.ticker);
+    const released = [...this.byId.values()];
+    for (const stream of released) {
+      this.log.info({ streamId: stream.streamId }, 'ingest shutting down: publisher released without ending');
+      this.close(stream);
+    }
+    return released.length;
   }
 
   // ---- internals ----------------------------------------------------------------------------------
@@ -339,7 +349,7 @@ export class LiveStreams implements RtmpHooks {
     }
   }
 
-  private end(stream: LiveStream, reason: 'publisher_left' | 'key_revoked' | 'shutdown' | 'rejected'): void {
+  private end(stream: LiveStream, reason: 'publisher_left' | 'key_revoked' | 'rejected'): void {
     if (this.byId.get(stream.streamId) !== stream) return;
     this.emit(stream, {
       type: 'ended',
@@ -347,6 +357,11 @@ export class LiveStreams implements RtmpHooks {
       durationMs: stream.startedAt ? Date.now() - stream.startedAt : 0,
     });
     this.log.info({ streamId: stream.streamId, reason }, 'stream ended');
+    this.close(stream);
+  }
+
+  /** Disconnects the publisher and the players (transcoders) of a stream and forgets it. */
+  private close(stream: LiveStream): void {
     const { session, broadcast } = stream;
     this.forget(stream);
     session?.socket.destroy();
