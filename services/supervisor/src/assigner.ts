@@ -19,13 +19,26 @@ import {
 } from '@live/contracts';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { Logger } from 'pino';
+import type { SourceHealth } from './source-health.js';
 import type { WorkerPool } from './worker-pool.js';
+
+/** A source heard of within this long is held by a live ingest (which reports every 200 ms). */
+const SOURCE_ALIVE_MS = 1000;
 
 export class NoWorkerError extends Error {
   constructor(streamId: string) {
     super(`no transcoder worker with a free slot for ${streamId}`);
     this.name = 'NoWorkerError';
   }
+}
+
+export interface AssignOptions {
+  /** Workers not to use (the one that failed, the one a stream moves away from). */
+  exclude?: string[];
+  /** Only this worker (an operator's move to a named worker). */
+  onlyWorker?: string;
+  /** A planned move: the previous worker keeps running until the new epoch has a segment (not revoked here). */
+  handoverFrom?: { workerId: string; epoch: number };
 }
 
 export class Assigner {
@@ -35,6 +48,7 @@ export class Assigner {
   constructor(
     private readonly nc: NatsConnection,
     private readonly pool: WorkerPool,
+    private readonly sources: SourceHealth,
     private readonly events: OrderedPublisher,
     logger: Logger,
     private readonly presets: Rendition[],
@@ -59,12 +73,23 @@ export class Assigner {
         break;
       case 'transcode_failed': {
         const current = await this.current(event.streamId);
+        // ffmpeg also fails when its ingest died: retrying that source is pointless; the streamer's
+        // reconnect (a `started` elsewhere) or the ingest-loss timeout decides what happens next.
+        if (!this.sources.heardOf(event.streamId, SOURCE_ALIVE_MS)) {
+          this.log.warn(
+            { streamId: event.streamId, epoch: event.epoch },
+            'transcode failed and no ingest holds the source: not reassigning',
+          );
+          break;
+        }
         if (current && current.record.state === 'assigned' && current.record.epoch === event.epoch) {
-          await this.assign(event.streamId, current.record.source, [event.workerId]);
+          await this.assign(event.streamId, current.record.source, { exclude: [event.workerId] });
         }
         break;
       }
       case 'ended':
+        // The supervisor's own ingest-loss ending loses a race with a streamer who is just back: keep it.
+        if (event.reason === 'ingest_lost' && this.sources.heardOf(event.streamId, SOURCE_ALIVE_MS)) break;
         await this.unassign(event.streamId);
         break;
       default:
@@ -72,19 +97,21 @@ export class Assigner {
     }
   }
 
-  private async current(streamId: string): Promise<{ record: AssignmentRecord; revision: number } | null> {
+  async current(streamId: string): Promise<{ record: AssignmentRecord; revision: number } | null> {
     const entry = await this.requireKv().get(streamId);
     if (entry?.operation !== 'PUT') return null;
     const decoded = decode(assignmentRecord, entry.value);
     return decoded.ok ? { record: decoded.value, revision: entry.revision } : null;
   }
 
-  async assign(streamId: string, source: SourceInfo, exclude: string[] = []): Promise<AssignmentRecord> {
+  async assign(streamId: string, source: SourceInfo, options: AssignOptions = {}): Promise<AssignmentRecord> {
     const kv = this.requireKv();
     const ladder = selectLadder(source.video, this.presets);
-    const tried = [...exclude];
+    const tried = [...(options.exclude ?? [])];
     for (;;) {
-      const workerId = this.pool.candidates(tried)[0];
+      const workerId = this.pool
+        .candidates(tried)
+        .find((id) => options.onlyWorker === undefined || id === options.onlyWorker);
       if (!workerId) throw new NoWorkerError(streamId);
       tried.push(workerId);
       const previous = await this.current(streamId);
@@ -96,6 +123,7 @@ export class Assigner {
         ladder,
         assignedAt: new Date().toISOString(),
         state: 'assigned',
+        handoverFrom: options.handoverFrom ?? null,
       };
       // Compare-and-set: a concurrent writer (a second supervisor) makes this throw, and the event is retried.
       if (previous) await kv.update(streamId, encode(assignmentRecord, record), previous.revision);
@@ -117,7 +145,9 @@ export class Assigner {
         );
         continue;
       }
-      if (previous && previous.record.workerId !== workerId) void this.revoke(previous.record);
+      // A fault: the old worker is told to stop at once. A planned move stops it after the handover.
+      if (previous && previous.record.workerId !== workerId && !options.handoverFrom)
+        void this.revoke(previous.record);
       this.log.info(
         { streamId, workerId, epoch: record.epoch, ladder: ladder.map((r) => r.name) },
         'stream assigned',
@@ -156,7 +186,7 @@ export class Assigner {
     this.log.info({ streamId, epoch: current.record.epoch }, 'stream unassigned');
   }
 
-  private async revoke(record: AssignmentRecord): Promise<void> {
+  async revoke(record: Pick<AssignmentRecord, 'streamId' | 'workerId' | 'epoch'>): Promise<void> {
     try {
       const reply = await this.nc.request(
         subjects.ctl.transcoderRevoke(record.workerId),

@@ -25,12 +25,24 @@ export const supervisorConfigSchema = z.object({
   SUPERVISOR_WORKER_TIMEOUT_MS: env.ms(1000),
   /** How long a worker has to acknowledge an assignment before the next one is tried. */
   SUPERVISOR_ASSIGN_TIMEOUT_MS: env.ms(3000),
-  /** No heartbeat, or no encoder progress while the source is healthy, for this long: fail over (budget 600 ms). */
-  SUPERVISOR_STALL_MS: env.ms(600),
+  /**
+   * No heartbeat, or no encoder progress while the source is healthy, for this long: fail over. The budget for
+   * detection is 600 ms; this plus a check period plus the heartbeat's phase stays inside it.
+   */
+  SUPERVISOR_STALL_MS: env.ms(450),
   /** A new assignment gets this long to show progress (ffmpeg start-up) before it counts as stalled. */
   SUPERVISOR_START_GRACE_MS: env.ms(4000),
   /** How often assignments are checked. */
-  SUPERVISOR_CHECK_MS: env.ms(100),
+  SUPERVISOR_CHECK_MS: env.ms(50),
+  /** The warm standby pool: free worker slots to keep; fewer raise a standby_short alert and metric. */
+  SUPERVISOR_STANDBY_SLOTS: env.int(1, 0),
+  /** A planned move waits this long for the new epoch's first segment before stopping the old job anyway. */
+  SUPERVISOR_HANDOVER_TIMEOUT_MS: env.ms(8000),
+  /**
+   * No ingest reported on a live stream for this long: the ingest holding it died and the streamer did not
+   * reconnect anywhere, so the supervisor ends the stream. Longer than INGEST_RECONNECT_GRACE_MS (10 s).
+   */
+  SUPERVISOR_SOURCE_LOST_MS: env.ms(15_000),
   /** Leader lease: one replica acts; a dead leader is replaced within about this long (budget: 2 s). */
   SUPERVISOR_LEASE_MS: env.ms(1500),
 });

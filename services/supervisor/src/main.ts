@@ -1,15 +1,37 @@
-// Supervisor composition root: config -> logger -> NATS -> worker pool -> assigner -> lifecycle consumer.
-import { connectBus, consume, OrderedPublisher, provision } from '@live/bus';
+// Supervisor composition root: config -> logger -> NATS -> worker pool and source health -> assigner ->
+// (while holding the leader lease) lifecycle consumer, stall detector, mover, standby monitor, operator endpoints.
+import { bytes, connectBus, consume, decode, OrderedPublisher, provision, text } from '@live/bus';
 import { loadConfig } from '@live/config';
-import { lifecycleEvent, serviceNames, streams, subjects } from '@live/contracts';
+import {
+  drainReply,
+  lifecycleEvent,
+  serviceNames,
+  streamMoveReply,
+  streamMoveRequest,
+  streams,
+  subjects,
+  workerDrainReply,
+  workerDrainRequest,
+} from '@live/contracts';
 import { createLogger } from '@live/log';
-import { createMetrics, installShutdown, LeaderLease, registerService, startOpsServer } from '@live/runtime';
+import {
+  createMetrics,
+  endpoint,
+  installShutdown,
+  LeaderLease,
+  RequestError,
+  registerService,
+  startOpsServer,
+} from '@live/runtime';
 import { jetstream } from '@nats-io/jetstream';
 import { Counter } from 'prom-client';
 import packageJson from '../package.json' with { type: 'json' };
 import { Assigner } from './assigner.js';
 import { supervisorConfigSchema } from './config.js';
+import { MoveError, Mover } from './mover.js';
+import { SourceHealth } from './source-health.js';
 import { StallDetector } from './stall-detector.js';
+import { StandbyMonitor } from './standby-monitor.js';
 import { WorkerPool } from './worker-pool.js';
 
 async function main(): Promise<void> {
@@ -27,9 +49,11 @@ async function main(): Promise<void> {
   await provision(nc, logger, { replicas: config.NATS_REPLICAS });
   const events = new OrderedPublisher({ js: jetstream(nc), logger: logger.child({ component: 'events' }) });
   const pool = new WorkerPool(nc, logger, config.SUPERVISOR_WORKER_TIMEOUT_MS);
+  const sources = new SourceHealth(nc, logger);
   const assigner = new Assigner(
     nc,
     pool,
+    sources,
     events,
     logger,
     config.SUPERVISOR_LADDER,
@@ -42,8 +66,59 @@ async function main(): Promise<void> {
     labelNames: ['reason'],
     registers: [metrics],
   });
-  // Replicas: every one keeps a warm view of the workers; only the lease holder consumes lifecycle events
-  // and watches for stalls. Workers keep transcoding while no leader exists.
+  const standby = new StandbyMonitor({
+    pool,
+    events,
+    logger,
+    metrics,
+    required: config.SUPERVISOR_STANDBY_SLOTS,
+    checkMs: 500,
+    warmupMs: config.SUPERVISOR_WORKER_TIMEOUT_MS,
+  });
+  const mover = new Mover({
+    nc,
+    pool,
+    assigner,
+    events,
+    logger,
+    handoverTimeoutMs: config.SUPERVISOR_HANDOVER_TIMEOUT_MS,
+  });
+  const asRequestError = (error: unknown) =>
+    error instanceof MoveError ? new RequestError(error.message, error.code) : error;
+  const operatorEndpoints = [
+    endpoint({
+      name: 'worker-drain',
+      subject: subjects.ctl.workerDrain,
+      description: 'move every stream off a worker (make-before-break); it takes no new ones until restarted',
+      request: workerDrainRequest,
+      reply: workerDrainReply,
+      handler: async ({ workerId }) => {
+        // The worker reports `draining` in its heartbeats; the mover then moves its streams one by one.
+        const reply = await nc
+          .request(subjects.ctl.transcoderDrain(workerId), bytes('{}'), { timeout: 2000 })
+          .catch(() => {
+            throw new RequestError(`worker ${workerId} did not answer (unknown or not running)`, 404);
+          });
+        const decoded = decode(drainReply, reply.data);
+        if (!decoded.ok) throw new RequestError(`worker ${workerId} refused: ${text(reply.data)}`, 502);
+        return { workerId, streams: decoded.value.streams };
+      },
+    }),
+    endpoint({
+      name: 'stream-move',
+      subject: subjects.ctl.streamMove,
+      description: 'move one stream to another worker (make-before-break); replies once the move is done',
+      request: streamMoveRequest,
+      reply: streamMoveReply,
+      handler: async ({ streamId, toWorker }) =>
+        mover.move(streamId, 'operator', toWorker ? { toWorker } : {}).catch((error: unknown) => {
+          throw asRequestError(error);
+        }),
+    }),
+  ];
+  // Replicas: every one keeps a warm view of the workers and sources; only the lease holder consumes
+  // lifecycle events, watches for stalls, moves streams, alerts and answers operators (its `live-supervisor`
+  // service is the one `nats micro ls` shows). Workers keep transcoding while no leader exists.
   let active: { stop: () => Promise<void> } | undefined;
   const lease = new LeaderLease({
     nc,
@@ -54,12 +129,14 @@ async function main(): Promise<void> {
       const detector = new StallDetector({
         nc,
         pool,
+        sources,
         logger,
         assigner,
         events,
         stallMs: config.SUPERVISOR_STALL_MS,
         startGraceMs: config.SUPERVISOR_START_GRACE_MS,
         checkMs: config.SUPERVISOR_CHECK_MS,
+        sourceLostMs: config.SUPERVISOR_SOURCE_LOST_MS,
         metrics: { failovers },
       });
       await detector.start();
@@ -74,8 +151,19 @@ async function main(): Promise<void> {
         maxDeliver: 20,
         handler: (event) => assigner.handle(event),
       });
+      mover.start();
+      standby.start();
+      const service = await registerService(nc, logger, {
+        name: serviceNames.supervisor,
+        version: packageJson.version,
+        description: 'the supervisor leader: assignments, failover, drains and moves',
+        endpoints: operatorEndpoints,
+      });
       active = {
         stop: async () => {
+          await service.stop();
+          standby.stop();
+          mover.stop();
           detector.stop();
           await consumption.stop();
         },
@@ -89,15 +177,8 @@ async function main(): Promise<void> {
   });
   await lease.start();
   ready = true;
-  const service = await registerService(nc, logger, {
-    name: serviceNames.supervisor,
-    version: packageJson.version,
-    description: 'assigns streams to transcoder workers (epochs, compare-and-set)',
-    endpoints: [],
-  });
   logger.info('supervisor ready');
   installShutdown(logger, [
-    { name: 'nats service', run: () => service.stop().then(() => undefined) },
     { name: 'lease, consumer and stall detector', run: () => lease.stop() },
     { name: 'events', run: () => events.flush(3000) },
     { name: 'nats', run: () => nc.drain() },

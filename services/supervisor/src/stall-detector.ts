@@ -3,28 +3,30 @@
 // - stalled: the worker is alive but the stream's encoder progress (media time in the heartbeat) has not
 //   advanced for SUPERVISOR_STALL_MS although source data kept arriving after it stopped.
 // A source stall (the streamer's uplink) is not a transcoder fault. The test is causal, not a race between
-// two timers: the encoder is blamed only if source data has been flowing continuously (no gap over
-// FLOWING_GAP_MS) for longer than the stall threshold while its progress stood still, i.e. it had input
-// and did nothing with it. After a source stall the clock restarts when the data flows again. On a fault the
+// two timers: the encoder is blamed only if, while its progress stood still for the threshold, source data
+// kept arriving (ingest saw bytes more than SOURCE_EVIDENCE_MS after the encoder's last progress, with no
+// gap in between) and the worker kept beating (a heartbeat after that point, still without progress): it
+// had input and did nothing with it. After a source stall the clock restarts when the data flows again. On a fault the
 // stream moves to a standby at a new epoch (the assigner's compare-and-set), and a `failover` event
 // records the detection and switch times. Liveness comes from heartbeats on core NATS, never KV TTLs.
+// Ingest loss: when no ingest has reported on an assigned stream for SUPERVISOR_SOURCE_LOST_MS (the ingest
+// holding it died, and the streamer came back nowhere), the supervisor ends the stream (`ended`,
+// ingest_lost), as that ingest would have after its reconnect grace. A streamer who reconnects to another
+// ingest in time gets a `started` there, a new epoch, and the same playlist continues after a discontinuity.
 import { randomUUID } from 'node:crypto';
-import { type NatsConnection, type OrderedPublisher, subscribeValidated, watchKv } from '@live/bus';
-import {
-  type AssignmentRecord,
-  assignmentRecord,
-  buckets,
-  ingestHealth,
-  lifecycleEvent,
-  subjects,
-} from '@live/contracts';
+import { type NatsConnection, type OrderedPublisher, watchKv } from '@live/bus';
+import { type AssignmentRecord, assignmentRecord, buckets, lifecycleEvent, subjects } from '@live/contracts';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { Assigner } from './assigner.js';
+import type { SourceHealth } from './source-health.js';
 import type { WorkerPool } from './worker-pool.js';
 
-/** A source silent longer than this is not "flowing" (ingest reports every 200 ms). */
-const FLOWING_GAP_MS = 300;
+/**
+ * How much later than the encoder's last progress source data (and a heartbeat) must have arrived to blame
+ * the encoder: more than one report period (200 ms), so that a source that stopped first never counts.
+ */
+const SOURCE_EVIDENCE_MS = 250;
 
 interface Watched {
   record: AssignmentRecord;
@@ -36,12 +38,14 @@ export interface StallDetectorOptions {
   nc: NatsConnection;
   /** Heartbeats come through the pool (validated once per process). */
   pool: WorkerPool;
+  sources: SourceHealth;
   logger: Logger;
   assigner: Assigner;
   events: OrderedPublisher;
   stallMs: number;
   startGraceMs: number;
   checkMs: number;
+  sourceLostMs: number;
   metrics: { failovers: Counter };
 }
 
@@ -49,9 +53,9 @@ export class StallDetector {
   private readonly assignments = new Map<string, Watched>();
   /** Per stream: the epoch and media time last reported, and when it last advanced. */
   private readonly progress = new Map<string, { epoch: number; mediaTimeMs: number; advancedAt: number }>();
-  /** Per stream: since when source data has been arriving without a gap (Infinity while it is not). */
-  private readonly flowingSince = new Map<string, { since: number; reportedAt: number }>();
   private readonly inFlight = new Set<string>();
+  /** Streams whose failover found no worker: retried every check, logged once (until it succeeds). */
+  private readonly failing = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private watch: { stop(): void } | undefined;
   private readonly subscriptions: { unsubscribe(): void }[] = [];
@@ -66,6 +70,8 @@ export class StallDetector {
     const stopBeats = this.o.pool.onBeat((beat, now) => {
       for (const s of beat.streams) {
         const previous = this.progress.get(s.streamId);
+        // During a planned move the old worker still reports the older epoch: not this stream's progress.
+        if (previous && s.epoch < previous.epoch) continue;
         if (!previous || previous.epoch !== s.epoch) {
           // Until the encoder has produced media, the start grace applies (ffmpeg takes ~1 s to start).
           if (s.mediaTimeMs > 0)
@@ -76,25 +82,7 @@ export class StallDetector {
         }
       }
     });
-    const sources = subscribeValidated({
-      nc,
-      logger,
-      subject: subjects.allIngestHealth,
-      schema: ingestHealth,
-      name: 'stall-detector-sources',
-      handler: (health) => {
-        const now = Date.now();
-        const previous = this.flowingSince.get(health.streamId)?.since ?? Number.POSITIVE_INFINITY;
-        const flowing = health.state !== 'reconnecting' && health.silentForMs <= FLOWING_GAP_MS;
-        const since = !flowing
-          ? Number.POSITIVE_INFINITY
-          : Number.isFinite(previous)
-            ? previous
-            : now - health.silentForMs;
-        this.flowingSince.set(health.streamId, { since, reportedAt: now });
-      },
-    });
-    this.subscriptions.push({ unsubscribe: stopBeats }, sources);
+    this.subscriptions.push({ unsubscribe: stopBeats });
     this.watch = await watchKv({
       nc,
       logger,
@@ -113,14 +101,23 @@ export class StallDetector {
 
   private remember(record: AssignmentRecord): void {
     const current = this.assignments.get(record.streamId);
-    if (current && current.record.epoch >= record.epoch) return;
-    this.assignments.set(record.streamId, { record, since: Date.now() });
+    if (current && current.record.epoch > record.epoch) return;
+    // The same epoch again: the stream ended (state), or this process's own failover result seen twice.
+    const sameEpoch = current?.record.epoch === record.epoch;
+    this.assignments.set(record.streamId, { record, since: sameEpoch ? current.since : Date.now() });
+    if (record.state === 'ended') this.inFlight.delete(record.streamId);
   }
 
   private check(): void {
     const now = Date.now();
     for (const { record, since } of this.assignments.values()) {
       if (record.state !== 'assigned' || this.inFlight.has(record.streamId)) continue;
+      const source = this.o.sources.get(record.streamId);
+      const heardAt = Math.max(source?.reportedAt ?? 0, since);
+      if (now - heardAt > this.o.sourceLostMs) {
+        void this.endLost(record, now - heardAt);
+        continue;
+      }
       const beat = Math.max(this.o.pool.lastSeenAt(record.workerId), since);
       if (now - beat > this.o.stallMs) {
         void this.failover(record, 'worker_lost', now - beat);
@@ -130,13 +127,48 @@ export class StallDetector {
       // No progress yet for this epoch: ffmpeg gets SUPERVISOR_START_GRACE_MS to start.
       const lastSign =
         progress?.epoch === record.epoch ? progress.advancedAt : since + this.o.startGraceMs - this.o.stallMs;
-      const source = this.flowingSince.get(record.streamId);
       // A stale report (ingest quiet for a second) proves nothing about the source.
       if (!source || now - source.reportedAt > 1000) continue;
-      // Evidence, not a timer race with worker_lost: a heartbeat received more than the threshold after
-      // the encoder got stuck, still without progress, says the worker lives and its encoder does not.
-      const stuckSince = Math.max(lastSign, source.since);
-      if (beat - stuckSince > this.o.stallMs) void this.failover(record, 'stalled', now - lastSign);
+      const stuckSince = Math.max(lastSign, source.flowingSince);
+      if (
+        now - stuckSince > this.o.stallMs &&
+        source.lastDataAt - stuckSince > SOURCE_EVIDENCE_MS &&
+        beat - stuckSince > SOURCE_EVIDENCE_MS
+      )
+        void this.failover(record, 'stalled', now - lastSign);
+    }
+  }
+
+  /** No ingest holds the stream any more: end it, as the lost ingest would have after its grace. */
+  private async endLost(record: AssignmentRecord, silentMs: number): Promise<void> {
+    this.inFlight.add(record.streamId);
+    this.log.warn(
+      { streamId: record.streamId, epoch: record.epoch, silentMs },
+      'no ingest holds this stream any more (and the streamer did not come back): ending it',
+    );
+    const event = {
+      id: `${record.streamId}-${record.epoch}-ingest-lost`,
+      type: 'ended' as const,
+      streamId: record.streamId,
+      sessionId: 'supervisor',
+      at: new Date().toISOString(),
+      reason: 'ingest_lost' as const,
+      durationMs: Math.max(0, Date.now() - Date.parse(record.assignedAt)),
+    };
+    try {
+      await this.o.events.publish(
+        lifecycleEvent,
+        subjects.streamEvent(record.streamId, 'ended'),
+        event,
+        event.id,
+      );
+      // The consumer's `ended` handling marks the assignment ended; until the watch shows it, do not repeat.
+    } catch (error) {
+      this.log.error(
+        { streamId: record.streamId, err: (error as Error).message },
+        'could not end the stream',
+      );
+      this.inFlight.delete(record.streamId);
     }
   }
 
@@ -147,13 +179,18 @@ export class StallDetector {
   ): Promise<void> {
     this.inFlight.add(record.streamId);
     const decidedAt = Date.now();
-    this.log.warn(
+    const retry = this.failing.has(record.streamId);
+    (retry ? this.log.debug : this.log.warn).call(
+      this.log,
       { streamId: record.streamId, workerId: record.workerId, epoch: record.epoch, reason, detectionMs },
       'transcoder fault: failing over',
     );
     try {
-      const next = await this.o.assigner.assign(record.streamId, record.source, [record.workerId]);
+      const next = await this.o.assigner.assign(record.streamId, record.source, {
+        exclude: [record.workerId],
+      });
       const switchMs = Date.now() - decidedAt;
+      this.failing.delete(record.streamId);
       this.remember(next);
       this.o.metrics.failovers.inc({ reason });
       const event = {
@@ -180,10 +217,12 @@ export class StallDetector {
         'failover done',
       );
     } catch (error) {
-      this.log.error(
-        { streamId: record.streamId, err: (error as Error).message },
-        'failover failed, will retry',
-      );
+      if (!retry)
+        this.log.error(
+          { streamId: record.streamId, err: (error as Error).message },
+          'failover failed: retrying at every check until a worker can take the stream',
+        );
+      this.failing.add(record.streamId);
     } finally {
       this.inFlight.delete(record.streamId);
     }

@@ -68,6 +68,15 @@ export class WorkerPool {
       .map((w) => w.id);
   }
 
+  /** The warm standby capacity: free slots on live, non-draining workers, and how many such workers. */
+  standby(): { freeSlots: number; workers: number } {
+    const ready = [...this.workers.values()].filter((w) => this.isAlive(w.beat.workerId) && !w.beat.draining);
+    return {
+      freeSlots: ready.reduce((sum, w) => sum + Math.max(0, w.beat.free - w.pending), 0),
+      workers: ready.length,
+    };
+  }
+
   reserve(workerId: string): void {
     const seen = this.workers.get(workerId);
     if (seen) seen.pending++;

@@ -1,11 +1,13 @@
 // The supervisor as a real process against a real nats-server. The workers here are stand-ins on the
-// same NATS (heartbeats + the assign/revoke endpoints), so each decision can be observed and provoked.
+// same NATS (heartbeats + the assign/revoke endpoints), and so is the ingest (source health for the streams
+// in `heldSources`), so each decision can be observed and provoked.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { bytes, connectBus, decode, encode, OrderedPublisher, provision, text } from '@live/bus';
 import {
   assignmentRecord,
   buckets,
+  ingestHealth,
   type LifecycleEvent,
   lifecycleEvent,
   subjects,
@@ -30,6 +32,7 @@ let nats: NatsServer;
 let nc: NatsConnection;
 let supervisor: Child;
 let publisher: OrderedPublisher;
+const supervisorLines: string[] = [];
 const events: LifecycleEvent[] = [];
 
 interface StandIn {
@@ -42,6 +45,9 @@ interface StandIn {
   timer: NodeJS.Timeout;
 }
 const workers: StandIn[] = [];
+/** Streams a stand-in ingest reports as live (health every 200 ms), as the ingest holding them would. */
+const heldSources = new Set<string>();
+let ingestTimer: NodeJS.Timeout | undefined;
 
 function standInWorker(id: string, slots: number): StandIn {
   const w: StandIn = {
@@ -113,6 +119,7 @@ const source = {
 };
 let n = 0;
 async function emit(streamId: string, event: Record<string, unknown> & { type: LifecycleEvent['type'] }) {
+  if (event.type === 'started') heldSources.add(streamId);
   const full = {
     id: `e${++n}`,
     streamId,
@@ -140,14 +147,32 @@ before(async () => {
       if (d.ok) events.push(d.value);
     },
   });
+  ingestTimer = setInterval(() => {
+    for (const streamId of heldSources) {
+      const health = {
+        streamId,
+        sessionId: 's',
+        ingestId: 'i1',
+        at: Date.now(),
+        bytesPerSec: 375_000,
+        fps: 30,
+        keyframeIntervalMs: 2000,
+        silentForMs: 10,
+        state: 'live' as const,
+      };
+      nc.publish(subjects.ingestHealth(streamId), encode(ingestHealth, health));
+    }
+  }, 200);
   const opsPort = await freePort();
   supervisor = await startServiceProcess({
     service: 'supervisor',
     opsPort,
-    env: { NATS_URL: nats.url, SUPERVISOR_OPS_PORT: String(opsPort) },
+    env: { NATS_URL: nats.url, SUPERVISOR_OPS_PORT: String(opsPort), SUPERVISOR_SOURCE_LOST_MS: '3000' },
+    onLine: (line) => supervisorLines.push(line),
   });
 });
 after(async () => {
+  clearInterval(ingestTimer);
   for (const w of workers) clearInterval(w.timer);
   await supervisor?.stop();
   await nc?.close();
@@ -231,6 +256,42 @@ test('a failed transcode moves the stream to another worker at a new epoch', asy
     what: 'reassignment',
   });
   assert.notEqual((await assignment('early'))?.workerId, before.workerId);
+});
+
+test('a failed transcode whose source no ingest holds any more is not retried; the stream ends (ingest_lost)', async () => {
+  await emit('orphan', { type: 'started', source, acceptedAt: Date.now() });
+  await waitFor(async () => (await assignment('orphan'))?.state === 'assigned', { what: 'an assignment' });
+  const before = await assignment('orphan');
+  assert.ok(before);
+  // The ingest holding it dies: its health reports stop, and ffmpeg fails on the dead source.
+  heldSources.delete('orphan');
+  // The supervisor counts a source as held while it was heard of within the last second.
+  const lostAt = Date.now();
+  await waitFor(() => Date.now() - lostAt > 1100, { intervalMs: 100, what: 'a second without reports' });
+  await emit('orphan', {
+    type: 'transcode_failed',
+    workerId: before.workerId,
+    epoch: before.epoch,
+    exitCode: 1,
+    signal: null,
+    lastLines: ['Connection refused'],
+  });
+  await waitFor(
+    () => supervisorLines.some((l) => l.includes('no ingest holds the source: not reassigning')),
+    {
+      what: 'the supervisor to decline the retry',
+    },
+  );
+  // SUPERVISOR_SOURCE_LOST_MS (3 s here) after the last report, the supervisor ends the stream.
+  const ended = await waitFor(() => events.find((e) => e.streamId === 'orphan' && e.type === 'ended'), {
+    timeoutMs: 10_000,
+    what: 'ended (ingest_lost)',
+  });
+  assert.ok(ended.type === 'ended' && ended.reason === 'ingest_lost');
+  await waitFor(async () => (await assignment('orphan'))?.state === 'ended', {
+    what: 'the assignment to end',
+  });
+  assert.equal((await assignment('orphan'))?.epoch, before.epoch, 'no retry happened');
 });
 
 test('two replicas: killing the leader hands over within 2 s and the new leader assigns streams', async () => {
