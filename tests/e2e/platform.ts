@@ -31,6 +31,8 @@ export interface Platform {
   rtmpPort: number;
   originPort: number;
   ingest: Child;
+  /** Every ingest process (the first is `ingest`). */
+  ingests: Child[];
   supervisor: Child;
   packager: Child;
   workers: Child[];
@@ -42,6 +44,11 @@ export interface Platform {
   master(streamId: string): Promise<MasterPlaylist | null>;
   media(streamId: string, rendition: string): Promise<MediaPlaylist | null>;
   startWorker(): Promise<Child>;
+  /** Another ingest process on its own RTMP port. */
+  startIngest(): Promise<{ child: Child; rtmpPort: number }>;
+  publishUrlOn(rtmpPort: number, key: string): string;
+  /** A service process's /metrics value (first sample of `name`), null if absent. */
+  metric(child: Child, name: string): Promise<number | null>;
   /** Another packager replica (its origin on `originPort`, default the platform's). */
   startPackager(originPort?: number): Promise<Child>;
   stop(): Promise<void>;
@@ -78,23 +85,32 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       logs.push({ service, line: { raw: line } });
     }
   };
+  const opsPorts = new Map<Child, number>();
   const start = async (service: string, env: Record<string, string>) => {
     const opsPort = await freePort();
     const opsVar = `${service.toUpperCase()}_OPS_PORT`;
-    return startServiceProcess({
+    const child = await startServiceProcess({
       service,
       opsPort,
       env: { ...common, [opsVar]: String(opsPort), ...env },
       onLine: collect(service),
     });
+    opsPorts.set(child, opsPort);
+    return child;
   };
-  const rtmpPort = await freePort();
   const originPort = await freePort();
-  const ingest = await start('ingest', {
-    INGEST_BIND: '127.0.0.1',
-    INGEST_RTMP_PORT: String(rtmpPort),
-    INGEST_RECONNECT_GRACE_MS: '4000',
-  });
+  const ingests: Child[] = [];
+  const startIngest = async () => {
+    const port = await freePort();
+    const child = await start('ingest', {
+      INGEST_BIND: '127.0.0.1',
+      INGEST_RTMP_PORT: String(port),
+      INGEST_RECONNECT_GRACE_MS: '4000',
+    });
+    ingests.push(child);
+    return { child, rtmpPort: port };
+  };
+  const { child: ingest, rtmpPort } = await startIngest();
   const supervisor = await start('supervisor', {
     SUPERVISOR_LADDER: JSON.stringify(options.ladder ?? TEST_LADDER),
   });
@@ -121,6 +137,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     rtmpPort,
     originPort,
     ingest,
+    ingests,
     supervisor,
     packager: await startPackager(),
     workers,
@@ -128,6 +145,13 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     logs,
     startWorker,
     startPackager,
+    startIngest,
+    publishUrlOn: (port, key) => `rtmp://127.0.0.1:${port}/live/${key}`,
+    async metric(child, name) {
+      const res = await fetch(`http://127.0.0.1:${opsPorts.get(child)}/metrics`).catch(() => null);
+      const line = (await res?.text())?.split('\n').find((l) => new RegExp(`^${name}[ {]`).test(l));
+      return line ? Number(line.split(' ').at(-1)) : null;
+    },
     async createKey(streamId) {
       const reply = await nc.request(subjects.ctl.keysCreate, bytes(JSON.stringify({ streamId })), {
         timeout: 5000,
@@ -150,9 +174,9 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       return text ? (parse(text) as MediaPlaylist) : null;
     },
     async stop() {
-      await Promise.all(
-        [...platform.workers, platform.packager, supervisor, ingest].map((c) => c.stop('SIGTERM', 5000)),
-      );
+      // Workers last: they drain on SIGTERM, which ends at once when their sources are gone.
+      await Promise.all([platform.packager, supervisor, ...ingests].map((c) => c.stop('SIGTERM', 5000)));
+      await Promise.all(platform.workers.map((c) => c.stop('SIGTERM', 5000)));
       await nc.close();
       await nats.dispose();
       rmSync(mediaDir, { recursive: true, force: true });

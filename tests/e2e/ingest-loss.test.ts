@@ -1,0 +1,120 @@
+// Ingest loss: the ingest process holding a stream dies (SIGKILL) and the streamer reconnects to another
+// ingest process. The stream continues in the same playlist at a new epoch after a discontinuity, with no
+// ENDLIST in between. And when an ingest shuts down (SIGTERM, a rolling update) and the streamer never comes
+// back, the supervisor ends the stream once no ingest has reported on it for SUPERVISOR_SOURCE_LOST_MS.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { type Child, startPublisher } from '@live/testing';
+import type { MediaPlaylist } from 'hls-parser/types.js';
+import { type Platform, startPlatform, waitFor } from './platform.js';
+import { checkMediaPlaylist, checkReload } from './rfc8216.js';
+
+const STREAM = 'lost';
+let p: Platform;
+let key: string;
+const publishers: Child[] = [];
+before(async () => {
+  p = await startPlatform({ workers: 2, env: { SUPERVISOR_SOURCE_LOST_MS: '5000' } });
+  key = await p.createKey(STREAM);
+});
+after(async () => {
+  await Promise.all(publishers.map((c) => c.stop('SIGKILL')));
+  await p?.stop();
+});
+
+const publish = (rtmpPort: number) => {
+  const publisher = startPublisher({
+    url: p.publishUrlOn(rtmpPort, key),
+    width: 640,
+    height: 360,
+    gopSeconds: 1,
+  });
+  publishers.push(publisher);
+  return publisher;
+};
+
+/** Every load of the playlist while `during` runs: none may carry ENDLIST, each reload must be consistent. */
+async function watchPlaylist<T>(during: () => Promise<T>): Promise<{ result: T; loads: MediaPlaylist[] }> {
+  const loads: MediaPlaylist[] = [];
+  let done = false;
+  const poll = (async () => {
+    while (!done) {
+      const m = await p.media(STREAM, '360p').catch(() => null);
+      if (m) loads.push(m);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  try {
+    return { result: await during(), loads };
+  } finally {
+    done = true;
+    await poll;
+  }
+}
+
+test('the ingest holding the stream is SIGKILLed; the streamer reconnects elsewhere; same playlist, no ENDLIST', async () => {
+  publish(p.rtmpPort);
+  await waitFor(async () => ((await p.media(STREAM, '360p'))?.segments.length ?? 0) >= 3, {
+    timeoutMs: 30_000,
+    what: 'the stream to be live on the first ingest',
+  });
+  const first = p.events.find((e) => e.type === 'assigned' && e.streamId === STREAM);
+  assert.ok(first?.type === 'assigned');
+  const other = await p.startIngest();
+  const eventsBefore = p.events.length;
+  const { result: epoch, loads } = await watchPlaylist(async () => {
+    await p.ingest.stop('SIGKILL');
+    // OBS reconnects by itself; the Service in front of the ingest pods sends it to a live one.
+    publish(other.rtmpPort);
+    const assigned = await waitFor(
+      () => p.events.slice(eventsBefore).find((e) => e.type === 'assigned' && e.streamId === STREAM),
+      { timeoutMs: 20_000, what: 'a new assignment after the reconnect' },
+    );
+    assert.ok(assigned.type === 'assigned');
+    await waitFor(
+      async () => {
+        const m = await p.media(STREAM, '360p');
+        return (m?.segments.filter((s) => s.uri.startsWith(`${assigned.epoch}/`)).length ?? 0) >= 2;
+      },
+      { timeoutMs: 20_000, what: 'segments of the new epoch' },
+    );
+    return assigned.epoch;
+  });
+  assert.ok(epoch > first.epoch);
+  const started = p.events.slice(eventsBefore).find((e) => e.type === 'started');
+  assert.ok(started?.type === 'started' && started.source.url.includes(`:${other.rtmpPort}/`));
+  assert.ok(!p.events.slice(eventsBefore).some((e) => e.type === 'ended'), 'no ended event');
+  assert.ok(loads.length > 10, 'the playlist was watched throughout');
+  assert.ok(
+    loads.every((m) => !m.endlist),
+    'no ENDLIST at any time',
+  );
+  for (let i = 1; i < loads.length; i++)
+    assert.deepEqual(checkReload(loads[i - 1] as MediaPlaylist, loads[i] as MediaPlaylist), []);
+  const last = loads.at(-1) as MediaPlaylist;
+  assert.deepEqual(checkMediaPlaylist(last), []);
+  const firstNew = last.segments.find((s) => s.uri.startsWith(`${epoch}/`));
+  assert.ok(firstNew?.discontinuity, 'the new epoch starts with a discontinuity');
+  assert.ok(
+    last.segments.some((s) => s.uri.startsWith(`${first.epoch}/`)),
+    'the old epoch is still in the window',
+  );
+});
+
+test('an ingest shuts down (SIGTERM) and the streamer never returns: the supervisor ends the stream', async () => {
+  const eventsBefore = p.events.length;
+  const holder = p.ingests.at(-1) as Child;
+  const exit = await holder.stop('SIGTERM', 10_000);
+  assert.equal(exit.code, 0);
+  // The ingest released the publisher without `ended` (a rolling update is not the end of a stream).
+  assert.ok(!p.events.slice(eventsBefore).some((e) => e.type === 'ended' && e.sessionId !== 'supervisor'));
+  const ended = await waitFor(() => p.events.slice(eventsBefore).find((e) => e.type === 'ended'), {
+    timeoutMs: 15_000,
+    what: 'the supervisor to end the stream',
+  });
+  assert.ok(ended.type === 'ended' && ended.reason === 'ingest_lost' && ended.sessionId === 'supervisor');
+  await waitFor(async () => (await p.media(STREAM, '360p'))?.endlist, {
+    timeoutMs: 15_000,
+    what: 'ENDLIST',
+  });
+});
