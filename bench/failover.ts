@@ -1,9 +1,12 @@
 // bench:failover — injected transcoder faults on a live 640x360 two-rendition stream with 1 s segments.
 // Kinds: SIGKILL of the active worker (a replacement worker is started after each, so a standby is
-// always there), SIGSTOP of the active ffmpeg (its worker revokes it and becomes a standby again).
+// always there), SIGSTOP of the active ffmpeg (its worker revokes it and becomes a standby again), and a
+// planned drain: SIGTERM of the active worker after its replacement is up (a rolling update's step).
 // Per fault: detection and switch (from the failover event) and the output gap: completion of the first
 // segment of the new epoch minus completion of the last segment before the fault, minus one segment.
-// Targets (issue 4): output gap p95 <= 2.0 s (moonshot 1.2 s).
+// Per drain: the largest interval between two successive segments as the packager lists them (the old
+// epoch's until the new epoch's first, then the new epoch's), around the move.
+// Targets (issue 4): output gap p95 <= 2.0 s (moonshot 1.2 s); drain: max interval <= 1.5 x 1 s.
 //   npm run bench:failover -- [--faults 20] [--json out.json]
 import { parseArgs } from 'node:util';
 import { decode } from '@live/bus';
@@ -52,10 +55,29 @@ const ffmpegOf = (epoch: number): number | undefined =>
   pidsByCommandLine((cmd) => cmd.startsWith('ffmpeg') && cmd.includes(`/fo-${epoch}/`))[0];
 
 type Kind = 'sigkill-worker' | 'sigstop-ffmpeg';
+const KINDS = ['sigkill-worker', 'sigstop-ffmpeg', 'sigterm-drain'] as const;
 const results: Record<Kind, { detection: number[]; switch: number[]; gap: number[] }> = {
   'sigkill-worker': { detection: [], switch: [], gap: [] },
   'sigstop-ffmpeg': { detection: [], switch: [], gap: [] },
 };
+const drains = { maxIntervalMs: [] as number[], handoverMs: [] as number[], gapless: 0 };
+
+/** Largest interval between successive listed segments: old epoch until the new one's first, then new. */
+function maxListedInterval(oldEpoch: number, newEpoch: number, from: number): number {
+  const firstNew = segments.find((s) => s.epoch === newEpoch);
+  if (!firstNew) return Number.NaN;
+  const listed = [
+    ...segments.filter((s) => s.epoch === oldEpoch && s.completedAt < firstNew.completedAt),
+    ...segments.filter((s) => s.epoch === newEpoch).slice(0, 3),
+  ]
+    .map((s) => s.completedAt)
+    .filter((t) => t >= from - 1500)
+    .sort((a, b) => a - b);
+  let max = 0;
+  for (let i = 1; i < listed.length; i++)
+    max = Math.max(max, (listed[i] as number) - (listed[i - 1] as number));
+  return max;
+}
 let publisher: Child | undefined;
 try {
   publisher = startPublisher({
@@ -64,8 +86,9 @@ try {
     height: 360,
     gopSeconds: 1,
   });
-  for (let i = 0; i < faults * 2; i++) {
-    const kind: Kind = i % 2 === 0 ? 'sigkill-worker' : 'sigstop-ffmpeg';
+  for (let i = 0; i < faults * KINDS.length; i++) {
+    const kind = KINDS[i % KINDS.length] as (typeof KINDS)[number];
+    if (kind === 'sigterm-drain') platform.workers.push(await platform.startWorker());
     const before = await waitFor(
       async () => {
         const a = await current();
@@ -79,6 +102,28 @@ try {
       { timeoutMs: 30_000, what: 'a steady stream before the next fault' },
     );
     const eventsBefore = platform.events.length;
+    if (kind === 'sigterm-drain') {
+      const victim = platform.workers[Number(before.workerId.slice(1)) - 1];
+      if (!victim) throw new Error(`no process for ${before.workerId}`);
+      const from = Date.now();
+      const exit = await victim.stop('SIGTERM', 30_000);
+      const moved = await waitFor(() => platform.events.slice(eventsBefore).find((e) => e.type === 'moved'), {
+        timeoutMs: 15_000,
+        what: 'the moved event of the drain',
+      });
+      if (moved.type !== 'moved') continue;
+      await waitFor(() => segments.filter((s) => s.epoch === moved.epoch).length >= 3, {
+        timeoutMs: 15_000,
+        what: 'three segments of the new epoch',
+      });
+      drains.maxIntervalMs.push(maxListedInterval(before.epoch, moved.epoch, from));
+      drains.handoverMs.push(moved.handoverMs);
+      if (moved.gapless) drains.gapless++;
+      console.log(
+        `sigterm-drain #${drains.handoverMs.length}: exit ${exit.code}, handover ${moved.handoverMs} ms, max interval ${drains.maxIntervalMs.at(-1)} ms`,
+      );
+      continue;
+    }
     const lastOld = () => segments.filter((s) => s.epoch === before.epoch).at(-1);
     if (kind === 'sigkill-worker') {
       // Workers are named w1, w2, ... in the order the harness starts them.
@@ -141,7 +186,25 @@ try {
       ],
     ]);
   }
-  writeJson(values.json, result);
+  const drain = {
+    drains: drains.handoverMs.length,
+    gapless: drains.gapless,
+    handoverMs: stats(drains.handoverMs),
+    maxIntervalMs: stats(drains.maxIntervalMs),
+  };
+  printTable(`bench:failover — sigterm-drain (${drain.drains} drains, make-before-break)`, [
+    ['gapless moves', `${drain.gapless} / ${drain.drains}`],
+    [
+      'handover p50 / p95 / max (ms)',
+      `${drain.handoverMs.p50} / ${drain.handoverMs.p95} / ${drain.handoverMs.max}`,
+    ],
+    [
+      'max inter-segment interval p50 / p95 / max (ms)',
+      `${drain.maxIntervalMs.p50} / ${drain.maxIntervalMs.p95} / ${drain.maxIntervalMs.max}`,
+      'max <= 1500 (1.5 x segment)',
+    ],
+  ]);
+  writeJson(values.json, { ...result, 'sigterm-drain': drain });
 } finally {
   await publisher?.stop('SIGKILL');
   await platform.stop();
