@@ -61,12 +61,23 @@ export interface PlatformOptions {
   /** x264 preset of the workers (default: ultrafast, the cheapest). */
   preset?: string;
   env?: Record<string, string>;
+  /** Per-service environment (e.g. each service's NATS user), by service name. */
+  serviceEnv?: Record<string, Record<string, string>>;
+  /** nats-server configuration (accounts and users), and the user the test's own connection uses. */
+  natsConfig?: Record<string, unknown>;
+  testUser?: { user: string; pass: string };
 }
 
 export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
   const logger = createLogger({ service: 'e2e', level: 'fatal' });
-  const nats = await startNatsServer();
-  const nc = await connectBus({ servers: [nats.url], name: 'e2e', logger });
+  const nats = await startNatsServer('test', options.natsConfig);
+  const nc = await connectBus({
+    servers: [nats.url],
+    name: 'e2e',
+    logger,
+    user: options.testUser?.user,
+    pass: options.testUser?.pass,
+  });
   const mediaDir = mkdtempSync(join(tmpdir(), 'media-'));
   const workDir = mkdtempSync(join(tmpdir(), 'transcode-'));
   const events: LifecycleEvent[] = [];
@@ -92,7 +103,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     const child = await startServiceProcess({
       service,
       opsPort,
-      env: { ...common, [opsVar]: String(opsPort), ...env },
+      env: { ...common, [opsVar]: String(opsPort), ...options.serviceEnv?.[service], ...env },
       onLine: collect(service),
     });
     opsPorts.set(child, opsPort);

@@ -8,12 +8,16 @@ export interface BusOptions {
   /** Client name shown by the server (`nats server report connections`). */
   name: string;
   logger: Logger;
+  /** The service's NATS user and password (each service has its own, with its own permissions). */
+  user?: string | undefined;
+  pass?: string | undefined;
 }
 
-export async function connectBus({ servers, name, logger }: BusOptions): Promise<NatsConnection> {
+export async function connectBus({ servers, name, logger, user, pass }: BusOptions): Promise<NatsConnection> {
   const nc = await connect({
     servers,
     name,
+    ...(user ? { user, pass: pass ?? '' } : {}),
     // A service keeps trying for as long as it lives; Kubernetes restarts it if it is truly stuck.
     maxReconnectAttempts: -1,
     // Keep reconnects quick: the failover budget is 2 s, a NATS restart should cost well under that.

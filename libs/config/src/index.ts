@@ -86,4 +86,6 @@ export const env = {
       .transform((v) => v.split(',').map((s) => s.trim()))
       .pipe(z.array(z.string().regex(/^(nats|tls|wss?):\/\/[^\s]+$/, 'expected nats://host:port')).min(1)),
   logLevel: () => z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  /** An optional secret or name (NATS user and password: from a Kubernetes Secret, never the repo). */
+  optional: () => z.string().min(1).optional(),
 };

@@ -21,6 +21,8 @@ export interface OpsServerOptions {
   metrics: Registry;
   /** Returns null when ready, or the reason it is not (shown in the 503 body). */
   notReadyReason: () => string | null;
+  /** Extra GET paths (e.g. a preStop hook's /drain): the text resolved is the 200 body. */
+  routes?: Record<string, () => Promise<string>>;
 }
 
 export interface HttpListener {
@@ -68,6 +70,11 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       metrics
         .metrics()
         .then((body) => res.writeHead(200, { 'content-type': metrics.contentType }).end(body))
+        .catch((error: Error) => res.writeHead(500).end(error.message));
+    } else if (path && options.routes?.[path]) {
+      const route = options.routes[path] as () => Promise<string>;
+      route()
+        .then((body) => res.writeHead(200, { 'content-type': 'text/plain' }).end(`${body}\n`))
         .catch((error: Error) => res.writeHead(500).end(error.message));
     } else {
       res.writeHead(404).end();

@@ -1,7 +1,7 @@
 // A real nats-server with JetStream for tests: free ports, a temp store, stopped by pid. Also a 3-node
 // JetStream cluster on loopback for fault tests. No mocked NATS anywhere.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Child, startChild } from './process.js';
@@ -37,6 +37,8 @@ interface ServerSpec {
   monitorPort: number;
   storeDir: string;
   cluster?: { name: string; port: number; routes: number[] };
+  /** Extra server configuration (accounts, users, permissions), written as a config file (JSON is valid). */
+  config?: Record<string, unknown>;
 }
 
 async function launch(spec: ServerSpec): Promise<Child> {
@@ -53,6 +55,11 @@ async function launch(spec: ServerSpec): Promise<Child> {
     '--server_name',
     spec.name,
   ];
+  if (spec.config) {
+    const file = join(spec.storeDir, 'server.conf');
+    writeFileSync(file, JSON.stringify(spec.config, null, 2));
+    args.push('-c', file);
+  }
   if (spec.cluster) {
     args.push(
       '--cluster_name',
@@ -97,12 +104,13 @@ function wrap(spec: ServerSpec, first: Child): NatsServer {
 }
 
 /** One nats-server with JetStream on free ports and a temp store. */
-export async function startNatsServer(name = 'test'): Promise<NatsServer> {
+export async function startNatsServer(name = 'test', config?: Record<string, unknown>): Promise<NatsServer> {
   const spec: ServerSpec = {
     name,
     port: await freePort(),
     monitorPort: await freePort(),
     storeDir: mkdtempSync(join(tmpdir(), 'nats-')),
+    ...(config ? { config } : {}),
   };
   return wrap(spec, await launch(spec));
 }

@@ -5,6 +5,9 @@ import { z } from 'zod';
 export const ingestConfigSchema = z.object({
   /** Comma-separated NATS URLs. */
   NATS_URL: env.natsServers(),
+  /** This service's NATS user and password (set from a Secret in Kubernetes; none locally). */
+  NATS_USER: env.optional(),
+  NATS_PASSWORD: env.optional(),
   LOG_LEVEL: env.logLevel(),
   /** Address the RTMP listener binds. */
   INGEST_BIND: z.string().default('0.0.0.0'),

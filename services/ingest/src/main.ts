@@ -48,7 +48,13 @@ async function main(): Promise<void> {
       !keys?.ready ? 'stream keys not loaded' : !rtmpReady ? 'RTMP not listening' : null,
   });
 
-  const nc = await connectBus({ servers: config.NATS_URL, name: `ingest ${ingestId}`, logger });
+  const nc = await connectBus({
+    servers: config.NATS_URL,
+    user: config.NATS_USER,
+    pass: config.NATS_PASSWORD,
+    name: `ingest ${ingestId}`,
+    logger,
+  });
   await provision(nc, logger, { replicas: config.NATS_REPLICAS });
   const eventPublisher = new OrderedPublisher({
     js: jetstream(nc),

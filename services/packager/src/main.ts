@@ -29,7 +29,13 @@ async function main(): Promise<void> {
     notReadyReason: () => (ready ? null : 'starting'),
   });
   const storage = createStorage(config);
-  const nc = await connectBus({ servers: config.NATS_URL, name: 'packager', logger });
+  const nc = await connectBus({
+    servers: config.NATS_URL,
+    user: config.NATS_USER,
+    pass: config.NATS_PASSWORD,
+    name: 'packager',
+    logger,
+  });
   await provision(nc, logger, { replicas: config.NATS_REPLICAS });
   // Replicas: every one serves the origin; only the lease holder consumes events and writes playlists,
   // so two replicas never write conflicting playlists. A new leader rebuilds from storage + LIVE_MEDIA.

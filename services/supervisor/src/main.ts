@@ -45,7 +45,13 @@ async function main(): Promise<void> {
     metrics,
     notReadyReason: () => (ready ? null : 'starting'),
   });
-  const nc = await connectBus({ servers: config.NATS_URL, name: 'supervisor', logger });
+  const nc = await connectBus({
+    servers: config.NATS_URL,
+    user: config.NATS_USER,
+    pass: config.NATS_PASSWORD,
+    name: 'supervisor',
+    logger,
+  });
   await provision(nc, logger, { replicas: config.NATS_REPLICAS });
   const events = new OrderedPublisher({ js: jetstream(nc), logger: logger.child({ component: 'events' }) });
   const pool = new WorkerPool(nc, logger, config.SUPERVISOR_WORKER_TIMEOUT_MS);

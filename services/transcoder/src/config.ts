@@ -6,6 +6,9 @@ import { z } from 'zod';
 
 export const transcoderConfigSchema = z.object({
   NATS_URL: env.natsServers(),
+  /** This service's NATS user and password (set from a Secret in Kubernetes; none locally). */
+  NATS_USER: env.optional(),
+  NATS_PASSWORD: env.optional(),
   LOG_LEVEL: env.logLevel(),
   NATS_REPLICAS: env.int(1, 1),
   /** Unique worker id (subject token); default host-pid. */

@@ -20,6 +20,14 @@ async function main(): Promise<void> {
   const metrics = createMetrics('transcoder');
   let worker: Worker | undefined;
   new Gauge({
+    name: 'transcoder_busy_slots',
+    help: 'slots transcoding a stream (the autoscaler keeps the average below a target, so standbys stay free)',
+    registers: [metrics],
+    collect() {
+      this.set(worker ? worker.jobs.size : 0);
+    },
+  });
+  new Gauge({
     name: 'transcoder_free_slots',
     help: 'slots free for new streams',
     registers: [metrics],
@@ -32,11 +40,22 @@ async function main(): Promise<void> {
     logger,
     metrics,
     notReadyReason: () => (worker ? null : 'starting'),
+    routes: {
+      // Kubernetes' preStop hook: returns once every stream has moved away (make-before-break) or the drain
+      // timed out; the SIGTERM that follows finds nothing left to move.
+      '/drain': async () => {
+        if (!worker) return 'not started';
+        await worker.drain(config.TRANSCODER_DRAIN_TIMEOUT_MS);
+        return `drained (${worker.jobs.size} stream(s) still running)`;
+      },
+    },
   });
   mkdirSync(config.TRANSCODER_WORK_DIR, { recursive: true });
   const storage = createStorage(config);
   const nc = await connectBus({
     servers: config.NATS_URL,
+    user: config.NATS_USER,
+    pass: config.NATS_PASSWORD,
     name: `transcoder ${config.TRANSCODER_WORKER_ID}`,
     logger,
   });

@@ -1,0 +1,210 @@
+// Offline checks of deploy/: every Kustomize overlay renders (kubectl kustomize), every object validates
+// against the Kubernetes schemas (kubernetes-models), and policies that schemas cannot express hold. Names
+// that must agree with the code (env vars, ports, NATS subjects) are checked against the code itself.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { LIFECYCLE_TYPES, subjects } from '@live/contracts';
+import { repoRoot } from '@live/testing';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { ConfigMap, Namespace, Service, ServiceAccount } from 'kubernetes-models/v1';
+import { parse, parseAllDocuments } from 'yaml';
+import { ingestConfigSchema } from '../../services/ingest/src/config.js';
+import { packagerConfigSchema } from '../../services/packager/src/config.js';
+import { supervisorConfigSchema } from '../../services/supervisor/src/config.js';
+import { transcoderConfigSchema } from '../../services/transcoder/src/config.js';
+
+// biome-ignore lint/suspicious/noExplicitAny: rendered Kubernetes objects, checked field by field below
+type K8sObject = any;
+
+const OVERLAYS = ['gke', 'dev'];
+const SCHEMAS = {
+  ingest: ingestConfigSchema,
+  transcoder: transcoderConfigSchema,
+  packager: packagerConfigSchema,
+  supervisor: supervisorConfigSchema,
+} as const;
+const MODELS: Record<string, new (o: K8sObject) => { validate(): void }> = {
+  Deployment,
+  Service,
+  ServiceAccount,
+  ConfigMap,
+  Namespace,
+  PodDisruptionBudget,
+  HorizontalPodAutoscaler,
+};
+/** Custom resources with no schema here; their shape is checked by the policies below. */
+const CUSTOM_KINDS = new Set(['PodMonitoring']);
+
+function render(overlay: string): K8sObject[] {
+  const out = execFileSync('kubectl', ['kustomize', join(repoRoot, 'deploy/k8s/overlays', overlay)], {
+    encoding: 'utf8',
+  });
+  return parseAllDocuments(out).map((d) => d.toJSON());
+}
+
+const rendered = Object.fromEntries(OVERLAYS.map((o) => [o, render(o)]));
+const deployments = (objects: K8sObject[]) => objects.filter((o) => o.kind === 'Deployment');
+const serviceOf = (d: K8sObject) => d.metadata.name as keyof typeof SCHEMAS;
+
+/** The environment a container gets: ConfigMaps (envFrom) and env entries. */
+function containerEnv(objects: K8sObject[], container: K8sObject): Map<string, K8sObject> {
+  const env = new Map<string, K8sObject>();
+  for (const from of container.envFrom ?? []) {
+    const cm = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === from.configMapRef?.name);
+    assert.ok(cm, `ConfigMap ${from.configMapRef?.name} exists`);
+    for (const [k, v] of Object.entries(cm.data ?? {})) env.set(k, v);
+  }
+  for (const e of container.env ?? []) env.set(e.name, e.value ?? e.valueFrom);
+  return env;
+}
+
+test('every overlay renders and every object validates against the Kubernetes schemas', () => {
+  for (const [overlay, objects] of Object.entries(rendered)) {
+    assert.ok(objects.length > 10, `${overlay} renders`);
+    for (const o of objects) {
+      if (CUSTOM_KINDS.has(o.kind)) continue;
+      const Model = MODELS[o.kind];
+      assert.ok(Model, `${overlay}: a schema for ${o.kind}`);
+      assert.doesNotThrow(() => new Model(o).validate(), `${overlay}: ${o.kind}/${o.metadata.name} is valid`);
+    }
+  }
+});
+
+test('every container: requests, memory limit, meaningful probes, non-root, read-only, pinned image', () => {
+  for (const [overlay, objects] of Object.entries(rendered)) {
+    for (const d of deployments(objects)) {
+      const pod = d.spec.template.spec;
+      assert.equal(pod.securityContext?.runAsNonRoot, true, `${overlay}/${d.metadata.name}: runAsNonRoot`);
+      assert.ok(pod.topologySpreadConstraints?.length, `${d.metadata.name}: spread across zones`);
+      for (const c of pod.containers) {
+        const where = `${overlay}/${d.metadata.name}/${c.name}`;
+        assert.ok(c.resources?.requests?.cpu && c.resources?.requests?.memory, `${where}: requests`);
+        // Memory is limited; CPU deliberately is not (throttling an encoder is a stall, see the manifests).
+        assert.ok(c.resources?.limits?.memory, `${where}: memory limit`);
+        assert.equal(c.livenessProbe?.httpGet?.path, '/healthz', `${where}: liveness on /healthz`);
+        assert.equal(c.readinessProbe?.httpGet?.path, '/readyz', `${where}: readiness on /readyz`);
+        assert.ok(c.startupProbe?.httpGet, `${where}: startup probe`);
+        assert.equal(c.securityContext?.allowPrivilegeEscalation, false, `${where}: no privilege escalation`);
+        assert.equal(c.securityContext?.readOnlyRootFilesystem, true, `${where}: read-only root`);
+        assert.deepEqual(c.securityContext?.capabilities?.drop, ['ALL'], `${where}: no capabilities`);
+        assert.match(c.image, /^.+\/[^/:]+:(?!latest$)[\w.-]+$/, `${where}: image tagged by the overlay`);
+      }
+    }
+  }
+});
+
+test('every Deployment has a PodDisruptionBudget selecting it; replicated roles keep one alive', () => {
+  for (const [overlay, objects] of Object.entries(rendered)) {
+    const pdbs = objects.filter((o) => o.kind === 'PodDisruptionBudget');
+    for (const d of deployments(objects)) {
+      const labels = d.spec.template.metadata.labels;
+      const pdb = pdbs.find((p) => {
+        const selector = Object.entries(p.spec.selector?.matchLabels ?? {});
+        // An empty selector would cover every pod of the namespace: not a budget for this Deployment.
+        return selector.length > 0 && selector.every(([k, v]) => labels[k] === v);
+      });
+      assert.ok(pdb, `${overlay}: a PDB for ${d.metadata.name}`);
+      // Lease-holding roles: two replicas in production, and a disruption never takes the last one.
+      if (['supervisor', 'packager'].includes(d.metadata.name)) {
+        assert.equal(pdb.spec.minAvailable, 1, `${overlay}: ${d.metadata.name} keeps one replica`);
+        if (overlay === 'gke') assert.ok(d.spec.replicas >= 2, `${d.metadata.name}: 2+ replicas on GKE`);
+      }
+    }
+  }
+});
+
+test("the transcoder's grace period covers the make-before-break drain; its preStop drains", () => {
+  for (const [overlay, objects] of Object.entries(rendered)) {
+    const d = deployments(objects).find((x) => x.metadata.name === 'transcoder');
+    const c = d.spec.template.spec.containers[0];
+    const drainMs = Number(containerEnv(objects, c).get('TRANSCODER_DRAIN_TIMEOUT_MS'));
+    assert.ok(drainMs > 0, 'TRANSCODER_DRAIN_TIMEOUT_MS is set');
+    const graceMs = d.spec.template.spec.terminationGracePeriodSeconds * 1000;
+    // The preStop drain, then SIGTERM's shutdown (flush, unregister): 5 s of margin at least.
+    assert.ok(graceMs >= drainMs + 5000, `${overlay}: grace ${graceMs} ms covers drain ${drainMs} ms`);
+    assert.equal(c.lifecycle?.preStop?.httpGet?.path, '/drain');
+    assert.equal(d.spec.strategy.rollingUpdate.maxUnavailable, 0, 'a new worker is up before one drains');
+  }
+});
+
+test('env var names and ports in the manifests are the ones the services read', () => {
+  for (const [overlay, objects] of Object.entries(rendered)) {
+    for (const d of deployments(objects)) {
+      const service = serviceOf(d);
+      const keys = Object.keys(SCHEMAS[service].shape);
+      const c = d.spec.template.spec.containers[0];
+      const env = containerEnv(objects, c);
+      for (const name of env.keys()) assert.ok(keys.includes(name), `${overlay}/${service}: ${name} is read`);
+      // Every value from a ConfigMap passes the service's own schema.
+      const plain = Object.fromEntries([...env].filter(([, v]) => typeof v === 'string'));
+      const parsed = SCHEMAS[service].partial().safeParse(plain);
+      assert.ok(parsed.success, `${overlay}/${service}: ${parsed.error?.message}`);
+      const port = (name: string) => c.ports.find((p: K8sObject) => p.name === name)?.containerPort;
+      assert.equal(String(port('ops')), env.get(`${service.toUpperCase()}_OPS_PORT`), `${service}: ops port`);
+      if (service === 'ingest') assert.equal(String(port('rtmp')), env.get('INGEST_RTMP_PORT'));
+      if (service === 'packager') assert.equal(String(port('http')), env.get('PACKAGER_HTTP_PORT'));
+      // NATS credentials only from a Secret.
+      assert.equal(env.get('NATS_USER'), service);
+      assert.equal(env.get('NATS_PASSWORD')?.secretKeyRef?.name, 'nats-users');
+    }
+  }
+});
+
+test('no Secret and no credential in deploy/ (they are created in the cluster, docs/deploy-gke.md)', () => {
+  for (const objects of Object.values(rendered)) assert.ok(!objects.some((o) => o.kind === 'Secret'));
+  const files = readdirSync(join(repoRoot, 'deploy'), { recursive: true, encoding: 'utf8' }).filter(
+    (f) => /\.(ya?ml|Dockerfile)$/.test(f) && !f.includes('node_modules'),
+  );
+  for (const f of files) {
+    const text = readFileSync(join(repoRoot, 'deploy', f), 'utf8');
+    assert.doesNotMatch(text, /kind:\s*Secret\b/, `${f}: no Secret`);
+    assert.doesNotMatch(text, /password:\s*(?!\$)\S+/i, `${f}: passwords only as $VARIABLES`);
+    assert.doesNotMatch(text, /BEGIN (RSA |EC )?PRIVATE KEY|"private_key"/, `${f}: no keys`);
+  }
+});
+
+/** NATS subject matching: `*` one token, `>` the rest. */
+function matches(pattern: string, subject: string): boolean {
+  const p = pattern.split('.');
+  const s = subject.split('.');
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === '>') return s.length > i;
+    if (p[i] !== '*' && p[i] !== s[i]) return false;
+  }
+  return p.length === s.length;
+}
+
+test('every live.* subject in the NATS permissions matches subjects the contracts lib builds', () => {
+  const known = [
+    ...LIFECYCLE_TYPES.map((t) => subjects.streamEvent('s', t)),
+    subjects.mediaSegment('s'),
+    subjects.ingestHealth('s'),
+    subjects.transcoderHealth('w'),
+    subjects.deadLetter(subjects.mediaSegment('s')),
+    subjects.standbyAlert,
+    ...Object.values(subjects.ctl).map((v) => (typeof v === 'string' ? v : v('w'))),
+  ];
+  const values = parse(readFileSync(join(repoRoot, 'deploy/nats/values.yaml'), 'utf8'));
+  const users = Object.values(values.config.merge.accounts as Record<string, { users: K8sObject[] }>).flatMap(
+    (a) => a.users,
+  );
+  let checked = 0;
+  for (const user of users) {
+    for (const kind of ['publish', 'subscribe'] as const) {
+      for (const pattern of (user.permissions?.[kind]?.allow ?? []) as string[]) {
+        if (!pattern.startsWith('live.') || pattern === 'live.>') continue;
+        checked++;
+        assert.ok(
+          known.some((s) => matches(pattern, s)),
+          `${user.user} ${kind} ${pattern}: no such subject in @live/contracts`,
+        );
+      }
+    }
+  }
+  assert.ok(checked >= 15, `${checked} subjects checked`);
+});
