@@ -208,3 +208,26 @@ test('every live.* subject in the NATS permissions matches subjects the contract
   }
   assert.ok(checked >= 15, `${checked} subjects checked`);
 });
+
+test('Dockerfiles: multi-stage, pruned workspace, production dependencies, non-root, no HEALTHCHECK', () => {
+  for (const service of Object.keys(SCHEMAS)) {
+    const text = readFileSync(join(repoRoot, `deploy/docker/${service}.Dockerfile`), 'utf8');
+    const stages = text.match(/^FROM /gm) ?? [];
+    assert.ok(stages.length >= 3, `${service}: multi-stage`);
+    assert.match(text, new RegExp(`turbo@2 prune @live/${service} --docker`), `${service}: pruned workspace`);
+    assert.match(text, /npm ci --omit=dev/, `${service}: production dependencies only`);
+    assert.match(text, /^USER 1000:1000$/m, `${service}: non-root user`);
+    assert.doesNotMatch(text, /^HEALTHCHECK/m, `${service}: probes own health`);
+    assert.match(
+      text,
+      new RegExp(`CMD \\["node", "services/${service}/dist/main.js"\\]`),
+      `${service}: runs dist`,
+    );
+    // The base image is pinned to the Node major the code is built and tested with.
+    for (const from of text.match(/^FROM \S+/gm) ?? []) assert.match(from, /^FROM node:20-bookworm-slim$/);
+  }
+  const transcoder = readFileSync(join(repoRoot, 'deploy/docker/transcoder.Dockerfile'), 'utf8');
+  assert.match(transcoder, /apt-get install -y --no-install-recommends ffmpeg/, "Debian's ffmpeg");
+  const ignore = readFileSync(join(repoRoot, '.dockerignore'), 'utf8');
+  for (const entry of ['**/node_modules', '.git', '.data']) assert.ok(ignore.includes(entry), entry);
+});
