@@ -36,7 +36,7 @@ export const supervisorConfigSchema = z.object({
   /** A new assignment gets this long to show progress (ffmpeg start-up) before it counts as stalled. */
   SUPERVISOR_START_GRACE_MS: env.ms(4000),
   /** How often assignments are checked. */
-  SUPERVISOR_CHECK_MS: env.ms(50),
+  SUPERVISOR_CHECK_MS: env.ms(100),
   /** The warm standby pool: free worker slots to keep; fewer raise a standby_short alert and metric. */
   SUPERVISOR_STANDBY_SLOTS: env.int(1, 0),
   /** A planned move waits this long for the new epoch's first segment before stopping the old job anyway. */

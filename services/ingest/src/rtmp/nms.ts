@@ -61,6 +61,8 @@ export interface NmsSession {
   broadcast: NmsBroadcast;
   run(): void;
   onData(data: Buffer): void;
+  /** Every RTMP message NMS sends to this session's peer goes through here. */
+  sendBuffer(buffer: Buffer): void;
   onPacket(packet: NmsPacket): void;
   close(): void;
 }

@@ -111,6 +111,22 @@ export class IngestRtmpServer {
     this.sockets.add(socket);
     socket.setNoDelay(true);
     const session = new RtmpSession(socket);
+    // One read from a publisher fans out as several RTMP messages to each player (transcoder) within the
+    // same tick; corking until the next tick sends them with one syscall instead of one per message
+    // (Nagle is off, so each write would otherwise be its own TCP segment).
+    const send = session.sendBuffer;
+    let corked = false;
+    session.sendBuffer = (buffer: Buffer) => {
+      if (!corked && !socket.destroyed) {
+        corked = true;
+        socket.cork();
+        process.nextTick(() => {
+          corked = false;
+          socket.uncork();
+        });
+      }
+      send(buffer);
+    };
     const rtmp = session.rtmp;
     const log = this.log.child({ component: 'rtmp', conn: session.id, peer: session.ip });
     let established = false;
