@@ -145,20 +145,19 @@ async function run(command: string): Promise<string> {
     assert.ok(known(subject), `${command}: a platform subject`);
     // Subjects with traffic while a stream is live: wait for a message. Others: the subscription works.
     const busy = /^live\.(health|media)\./.test(subject);
-    const sub = p.nc.subscribe(subject, { max: 1 });
+    let got: string | undefined;
+    const sub = p.nc.subscribe(subject, {
+      max: 1,
+      callback: (_e, m) => {
+        got = m.subject;
+      },
+    });
     if (!busy) {
       await p.nc.flush();
       sub.unsubscribe();
       return 'subscribed';
     }
-    const got = await Promise.race([
-      (async () => {
-        for await (const m of sub) return m.subject;
-      })(),
-      new Promise((r) => setTimeout(() => r(null), 5000)),
-    ]);
-    sub.unsubscribe();
-    assert.ok(got, `${command}: a message`);
+    await waitFor(() => got, { timeoutMs: 5000, what: `${command}: a message` });
     return `got ${got}`;
   }
   if (group === 'stream' && action === 'view') {

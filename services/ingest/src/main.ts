@@ -109,7 +109,7 @@ async function main(): Promise<void> {
   installShutdown(logger, [
     { name: 'nats service', run: () => service.stop().then(() => undefined) },
     { name: 'rtmp', run: () => rtmp.close(), timeoutMs: 3000 },
-    { name: 'streams', run: () => void streams.releaseAll() },
+    { name: 'streams', run: () => streams.releaseAll() },
     { name: 'events', run: () => eventPublisher.flush(3000) },
     { name: 'keys', run: () => keys.stop() },
     { name: 'nats', run: () => nc.drain() },

@@ -1,9 +1,8 @@
 // Supervisor composition root: config -> logger -> NATS -> worker pool and source health -> assigner ->
 // (while holding the leader lease) lifecycle consumer, stall detector, mover, standby monitor, operator endpoints.
-import { bytes, connectBus, consume, decode, OrderedPublisher, provision, text } from '@live/bus';
+import { connectBus, consume, OrderedPublisher, provision } from '@live/bus';
 import { loadConfig } from '@live/config';
 import {
-  drainReply,
   lifecycleEvent,
   serviceNames,
   streamMoveReply,
@@ -19,7 +18,6 @@ import {
   endpoint,
   installShutdown,
   LeaderLease,
-  RequestError,
   registerService,
   startOpsServer,
 } from '@live/runtime';
@@ -28,7 +26,7 @@ import { Counter } from 'prom-client';
 import packageJson from '../package.json' with { type: 'json' };
 import { Assigner } from './assigner.js';
 import { supervisorConfigSchema } from './config.js';
-import { MoveError, Mover } from './mover.js';
+import { Mover } from './mover.js';
 import { SourceHealth } from './source-health.js';
 import { StallDetector } from './stall-detector.js';
 import { StandbyMonitor } from './standby-monitor.js';
@@ -89,8 +87,6 @@ async function main(): Promise<void> {
     logger,
     handoverTimeoutMs: config.SUPERVISOR_HANDOVER_TIMEOUT_MS,
   });
-  const asRequestError = (error: unknown) =>
-    error instanceof MoveError ? new RequestError(error.message, error.code) : error;
   const operatorEndpoints = [
     endpoint({
       name: 'worker-drain',
@@ -98,17 +94,7 @@ async function main(): Promise<void> {
       description: 'move every stream off a worker (make-before-break); it takes no new ones until restarted',
       request: workerDrainRequest,
       reply: workerDrainReply,
-      handler: async ({ workerId }) => {
-        // The worker reports `draining` in its heartbeats; the mover then moves its streams one by one.
-        const reply = await nc
-          .request(subjects.ctl.transcoderDrain(workerId), bytes('{}'), { timeout: 2000 })
-          .catch(() => {
-            throw new RequestError(`worker ${workerId} did not answer (unknown or not running)`, 404);
-          });
-        const decoded = decode(drainReply, reply.data);
-        if (!decoded.ok) throw new RequestError(`worker ${workerId} refused: ${text(reply.data)}`, 502);
-        return { workerId, streams: decoded.value.streams };
-      },
+      handler: async ({ workerId }) => ({ workerId, streams: await mover.drainWorker(workerId) }),
     }),
     endpoint({
       name: 'stream-move',
@@ -116,10 +102,7 @@ async function main(): Promise<void> {
       description: 'move one stream to another worker (make-before-break); replies once the move is done',
       request: streamMoveRequest,
       reply: streamMoveReply,
-      handler: async ({ streamId, toWorker }) =>
-        mover.move(streamId, 'operator', toWorker ? { toWorker } : {}).catch((error: unknown) => {
-          throw asRequestError(error);
-        }),
+      handler: ({ streamId, toWorker }) => mover.move(streamId, 'operator', toWorker ? { toWorker } : {}),
     }),
   ];
   // Replicas: every one keeps a warm view of the workers and sources; only the lease holder consumes

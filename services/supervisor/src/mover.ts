@@ -4,8 +4,15 @@
 // moment the new epoch's first segment is announced (the packager switches to it there, with a
 // discontinuity), the old job is revoked. Viewers see no gap: segments keep coming from one worker or the other.
 import { randomUUID } from 'node:crypto';
-import { decode, type NatsConnection, type OrderedPublisher } from '@live/bus';
-import { lifecycleEvent, segmentEvent, subjects, type TranscoderHeartbeat } from '@live/contracts';
+import { bytes, decode, type NatsConnection, type OrderedPublisher, text } from '@live/bus';
+import {
+  drainReply,
+  lifecycleEvent,
+  segmentEvent,
+  subjects,
+  type TranscoderHeartbeat,
+} from '@live/contracts';
+import { RequestError } from '@live/runtime';
 import type { Logger } from 'pino';
 import type { Assigner } from './assigner.js';
 import type { WorkerPool } from './worker-pool.js';
@@ -27,16 +34,6 @@ export interface MoveResult {
   epoch: number;
   handoverMs: number;
   gapless: boolean;
-}
-
-export class MoveError extends Error {
-  constructor(
-    message: string,
-    readonly code: number,
-  ) {
-    super(message);
-    this.name = 'MoveError';
-  }
 }
 
 /** A draining worker's stream whose move failed (no standby) is tried again after this long. */
@@ -61,6 +58,21 @@ export class Mover {
 
   stop(): void {
     this.stopBeats?.();
+  }
+
+  /**
+   * Operator drain: asks the worker to drain (it then reports `draining` in its heartbeats, and drainStep
+   * moves its streams one by one). Returns the streams that will move.
+   */
+  async drainWorker(workerId: string): Promise<string[]> {
+    const reply = await this.o.nc
+      .request(subjects.ctl.transcoderDrain(workerId), bytes('{}'), { timeout: 2000 })
+      .catch(() => {
+        throw new RequestError(`worker ${workerId} did not answer (unknown or not running)`, 404);
+      });
+    const decoded = decode(drainReply, reply.data);
+    if (!decoded.ok) throw new RequestError(`worker ${workerId} refused: ${text(reply.data)}`, 502);
+    return decoded.value.streams;
   }
 
   private drainStep(beat: TranscoderHeartbeat): void {
@@ -88,7 +100,7 @@ export class Mover {
     reason: 'drain' | 'operator',
     options: { toWorker?: string; fromWorker?: string; fromEpoch?: number } = {},
   ): Promise<MoveResult> {
-    if (this.moving.has(streamId)) throw new MoveError(`${streamId} is already being moved`, 409);
+    if (this.moving.has(streamId)) throw new RequestError(`${streamId} is already being moved`, 409);
     this.moving.add(streamId);
     try {
       return await this.handover(streamId, reason, options);
@@ -104,12 +116,15 @@ export class Mover {
   ): Promise<MoveResult> {
     const current = await this.o.assigner.current(streamId);
     if (current?.record.state !== 'assigned')
-      throw new MoveError(`${streamId} is not live (no assignment)`, 404);
+      throw new RequestError(`${streamId} is not live (no assignment)`, 404);
     const old = current.record;
     if (options.fromWorker && (old.workerId !== options.fromWorker || old.epoch !== options.fromEpoch))
-      throw new MoveError(`${streamId} has already moved (now epoch ${old.epoch} on ${old.workerId})`, 409);
+      throw new RequestError(
+        `${streamId} has already moved (now epoch ${old.epoch} on ${old.workerId})`,
+        409,
+      );
     if (options.toWorker === old.workerId)
-      throw new MoveError(`${streamId} already runs on ${options.toWorker}`, 409);
+      throw new RequestError(`${streamId} already runs on ${options.toWorker}`, 409);
     const decidedAt = Date.now();
     // Listen before assigning: the first segment can come quickly.
     const seenEpochs = new Set<number>();
@@ -139,7 +154,7 @@ export class Mover {
           handoverFrom: { workerId: old.workerId, epoch: old.epoch },
         })
         .catch((error: Error) => {
-          throw new MoveError(
+          throw new RequestError(
             options.toWorker
               ? `${options.toWorker} cannot take ${streamId}: ${error.message}`
               : `no standby can take ${streamId}: ${error.message}`,

@@ -35,7 +35,7 @@ export const transcoderConfigSchema = z.object({
   /**
    * On SIGTERM the worker drains: it reports `draining`, the supervisor moves each stream (make-before-break)
    * and stops the old job after its successor's first segment. Whatever is still running after this long is
-   * stopped anyway. Keep it below the pod's terminationGracePeriodSeconds (30 s in deploy/).
+   * stopped anyway. Keep it below the pod's terminationGracePeriodSeconds (40 s in deploy/; a test checks).
    */
   TRANSCODER_DRAIN_TIMEOUT_MS: env.ms(20_000),
   /** A job whose stream is being moved keeps running at most this long if the supervisor never stops it. */

@@ -274,16 +274,14 @@ export class LiveStreams implements RtmpHooks {
    * Process shutdown (a rolling update, a node drain): closes every publisher and player *without* `ended`.
    * The streamer (OBS reconnects by itself) comes back through another ingest pod, whose `started` gives the
    * stream a new epoch in the same playlist; if nobody comes back, the supervisor ends the stream once no
-   * ingest has reported on it for SUPERVISOR_SOURCE_LOST_MS. Returns how many streams were let go.
+   * ingest has reported on it for SUPERVISOR_SOURCE_LOST_MS.
    */
-  releaseAll(): number {
+  releaseAll(): void {
     clearInterval(this.ticker);
-    const released = [...this.byId.values()];
-    for (const stream of released) {
+    for (const stream of [...this.byId.values()]) {
       this.log.info({ streamId: stream.streamId }, 'ingest shutting down: publisher released without ending');
       this.close(stream);
     }
-    return released.length;
   }
 
   // ---- internals ----------------------------------------------------------------------------------
