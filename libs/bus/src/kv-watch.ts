@@ -14,15 +14,34 @@ export interface KvWatchOptions<S extends z.ZodType> {
   /** Only changes from now on (default: the current values first, then changes). */
   updatesOnly?: boolean;
   onPut: (value: z.output<S>, entry: KvWatchEntry) => void | Promise<void>;
+  /** A key deleted or purged (default: ignored). */
+  onDelete?: (key: string) => void;
+}
+
+export interface KvWatch {
+  stop(): void;
+  /** Resolves once the bucket's current values have been seen (at once for updatesOnly or an empty bucket). */
+  readonly initialized: Promise<void>;
 }
 
 /** Starts the watch; returns a handle to stop it. */
-export async function watchKv<S extends z.ZodType>(options: KvWatchOptions<S>): Promise<{ stop(): void }> {
+export async function watchKv<S extends z.ZodType>(options: KvWatchOptions<S>): Promise<KvWatch> {
   const kv = await new Kvm(options.nc).open(options.bucket);
+  const empty = options.updatesOnly || (await kv.status()).values === 0;
+  let markInitialized!: () => void;
+  const initialized = new Promise<void>((resolve) => {
+    markInitialized = resolve;
+  });
+  if (empty) markInitialized();
   const iterator = await kv.watch(options.updatesOnly ? { include: KvWatchInclude.UpdatesOnly } : {});
   void (async () => {
     for await (const entry of iterator) {
-      if (entry.operation !== 'PUT') continue;
+      // The initial values end with delta 0; anything after is an update.
+      if (entry.delta === 0 || entry.isUpdate) markInitialized();
+      if (entry.operation !== 'PUT') {
+        options.onDelete?.(entry.key);
+        continue;
+      }
       const decoded = decode(options.schema, entry.value);
       if (decoded.ok) await options.onPut(decoded.value, entry);
       else
@@ -32,5 +51,5 @@ export async function watchKv<S extends z.ZodType>(options: KvWatchOptions<S>): 
         );
     }
   })();
-  return iterator;
+  return { stop: () => iterator.stop(), initialized };
 }

@@ -24,6 +24,7 @@ async function ensureStreams(jsm: JetStreamManager, replicas: number, logger: Lo
       num_replicas: replicas,
       max_age: def.maxAgeNs,
       duplicate_window: def.duplicateWindowNs,
+      max_msgs_per_subject: def.maxMsgsPerSubject ?? -1,
     };
     const existing = await jsm.streams.info(def.name).catch((error: unknown) => {
       if (error instanceof Error && /stream not found/i.test(error.message)) return null;
@@ -35,6 +36,7 @@ async function ensureStreams(jsm: JetStreamManager, replicas: number, logger: Lo
     } else if (
       existing.config.max_age !== def.maxAgeNs ||
       existing.config.duplicate_window !== def.duplicateWindowNs ||
+      existing.config.max_msgs_per_subject !== (def.maxMsgsPerSubject ?? -1) ||
       existing.config.subjects.join() !== def.subjects.join()
     ) {
       await jsm.streams.update(def.name, { ...existing.config, ...config });

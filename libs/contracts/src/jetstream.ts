@@ -5,6 +5,9 @@ import { buckets, streams, subjects } from './subjects.js';
 const SECOND_NS = 1_000_000_000;
 const HOUR_NS = 3600 * SECOND_NS;
 
+/** Events kept per room in CHAT (and in each pod's memory for the rooms it serves). */
+export const CHAT_ROOM_RETAINED = 1000;
+
 export interface StreamDefinition {
   name: string;
   subjects: string[];
@@ -12,6 +15,8 @@ export interface StreamDefinition {
   maxAgeNs: number;
   /** Dedupe window for Nats-Msg-Id, nanoseconds. */
   duplicateWindowNs: number;
+  /** Messages kept per subject (-1: no limit). */
+  maxMsgsPerSubject?: number;
   description: string;
 }
 
@@ -40,6 +45,16 @@ export const streamDefinitions: StreamDefinition[] = [
     duplicateWindowNs: 60 * SECOND_NS,
     description: 'messages that failed validation, with the reason',
   },
+  {
+    name: streams.chat,
+    subjects: [subjects.allChatRooms],
+    // A day of chat, and at most CHAT_ROOM_RETAINED events per room: what history and resume can reach.
+    // A pod joining a room reads that room's retained events, so the bound also bounds its start-up.
+    maxAgeNs: 24 * HOUR_NS,
+    duplicateWindowNs: 2 * 60 * SECOND_NS,
+    maxMsgsPerSubject: CHAT_ROOM_RETAINED,
+    description: 'chat room events (messages, deletions), one subject per room',
+  },
 ];
 
 export interface BucketDefinition {
@@ -56,5 +71,12 @@ export const bucketDefinitions: BucketDefinition[] = [
     name: buckets.leases,
     history: 1,
     description: 'leader leases: <role> -> holder and expiry (compare-and-set)',
+  },
+  { name: buckets.chatNodes, history: 1, description: 'chat pod -> connections, capacity, draining' },
+  {
+    name: buckets.chatModeration,
+    history: 1,
+    description:
+      'chat bans, timeouts, room settings: <room>.ban.<user>, <room>.timeout.<user>, <room>.settings',
   },
 ];

@@ -60,7 +60,21 @@ export const subjects = {
     workerDrain: 'live.ctl.worker.drain',
     /** Operator -> supervisor leader: move one stream to another worker (make-before-break). */
     streamMove: 'live.ctl.stream.move',
+    /** Operator -> any chat pod: mint a chat token. */
+    chatToken: 'live.ctl.chat.token',
+    /** Operator -> any chat pod: moderation (enforced by every pod through chat-moderation). */
+    chatBan: 'live.ctl.chat.ban',
+    chatUnban: 'live.ctl.chat.unban',
+    chatTimeout: 'live.ctl.chat.timeout',
+    chatDelete: 'live.ctl.chat.delete',
+    chatSlow: 'live.ctl.chat.slow',
+    chatFilter: 'live.ctl.chat.filter',
   },
+  /** live.chat.room.<room>: a room's events (messages, deletions), stored in CHAT. */
+  chatRoom: (room: string) => `live.chat.room.${token(room)}`,
+  allChatRooms: 'live.chat.room.*',
+  /** live.chat.review.<room>: the optional message review hook (request-reply). */
+  chatReview: (room: string) => `live.chat.review.${token(room)}`,
   /** live.alert.standby: the warm standby pool is short (or restored); stored in LIVE_EVENTS. */
   standbyAlert: 'live.alert.standby',
   allAlerts: 'live.alert.>',
@@ -72,6 +86,7 @@ export const streams = {
   events: 'LIVE_EVENTS',
   media: 'LIVE_MEDIA',
   deadLetters: 'LIVE_DLQ',
+  chat: 'CHAT',
 } as const;
 
 /** JetStream KV bucket names. */
@@ -81,6 +96,10 @@ export const buckets = {
   streamKeys: 'stream-keys',
   /** Leader leases of replicated roles (packager, supervisor): <role> -> lease. */
   leases: 'live-leases',
+  /** Chat pods' load: <podId> -> connections, capacity, draining. */
+  chatNodes: 'chat-nodes',
+  /** Chat bans, timeouts and room settings: <room>.ban.<user>, <room>.timeout.<user>, <room>.settings. */
+  chatModeration: 'chat-moderation',
 } as const;
 
 /** Names under which each service registers with the NATS services framework ($SRV.*). */

@@ -1,4 +1,5 @@
 // @live/testing: real processes for tests (nats-server, ffmpeg, services) and helpers that wait for facts.
+export * from './chat.js';
 export * from './ffmpeg.js';
 export * from './gcs-emulator.js';
 export * from './nats.js';

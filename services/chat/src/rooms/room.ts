@@ -1,0 +1,192 @@
+// One chat room on this pod: the members connected here, the room's retained events (read from CHAT with an
+// ordered consumer, which is also how every pod with members receives new ones), and the writer that gives
+// each new event the next room sequence number with compare-and-set on the room's subject.
+import { bytes, decode } from '@live/bus';
+import { type ChatRoomEvent, chatRoomEvent, streams, subjects } from '@live/contracts';
+import {
+  DeliverPolicy,
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
+import type { Logger } from 'pino';
+
+/** What a room keeps of an event: its frame, ready to send as is, and what history needs. */
+export interface RetainedEvent {
+  seq: number;
+  /** The JSON text stored in CHAT: every client receives exactly these bytes. */
+  frame: Buffer;
+  event: ChatRoomEvent;
+  /** Set when a later `deleted` event removed this message. */
+  deleted?: boolean;
+}
+
+/** A member as the room sees it: the connection implements it. */
+export interface RoomMember {
+  readonly userId: string;
+  /** The last seq this member was sent; the room never sends it anything at or below. */
+  lastSent: number;
+  deliver(event: RetainedEvent): void;
+}
+
+const WRONG_LAST_SEQUENCE = 10071;
+/** A room write that keeps losing the compare-and-set race gives up after this many tries. */
+const MAX_WRITE_ATTEMPTS = 8;
+
+export class RoomUnavailableError extends Error {
+  constructor(room: string, cause: unknown) {
+    super(`room ${room}: cannot store the event (${(cause as Error).message})`, { cause });
+    this.name = 'RoomUnavailableError';
+  }
+}
+
+export class Room {
+  readonly members = new Set<RoomMember>();
+  /** Retained events, oldest first (at most `retained`). */
+  private readonly events: RetainedEvent[] = [];
+  /** The newest event the room knows of: from the consumer or from its own writes (whichever is newer). */
+  private head = { seq: 0, streamSeq: 0 };
+  private writes: Promise<unknown> = Promise.resolve();
+  private stopConsumer: (() => Promise<void>) | undefined;
+  readonly ready: Promise<void>;
+  private markReady!: () => void;
+  private readyAt = 0;
+  private readonly subject: string;
+
+  constructor(
+    readonly id: string,
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly logger: Logger,
+    private readonly retained: number,
+    private readonly onDelivered: (deliveries: number) => void,
+  ) {
+    this.subject = subjects.chatRoom(id);
+    this.ready = new Promise((resolve) => {
+      this.markReady = resolve;
+    });
+  }
+
+  get newestSeq(): number {
+    return this.events.at(-1)?.seq ?? this.head.seq;
+  }
+
+  get oldestSeq(): number {
+    return this.events[0]?.seq ?? this.head.seq + 1;
+  }
+
+  /** Reads the retained events, then follows new ones; `ready` resolves once caught up. */
+  async start(): Promise<void> {
+    const last = await this.lastStored();
+    this.readyAt = last?.streamSeq ?? 0;
+    if (last) this.head = last;
+    const consumer = await this.js.consumers.get(streams.chat, {
+      filter_subjects: this.subject,
+      deliver_policy: DeliverPolicy.All,
+    });
+    const messages = await consumer.consume();
+    this.stopConsumer = async () => {
+      await messages.close();
+    };
+    if (this.readyAt === 0) this.markReady();
+    void (async () => {
+      for await (const m of messages) this.receive(m.data, m.seq);
+    })().catch((error: unknown) =>
+      this.logger.error({ err: (error as Error).message }, 'room consumer stopped'),
+    );
+  }
+
+  async stop(): Promise<void> {
+    await this.stopConsumer?.();
+  }
+
+  private receive(data: Uint8Array, streamSeq: number): void {
+    const decoded = decode(chatRoomEvent, data);
+    if (!decoded.ok) {
+      // Only chat pods write room subjects (NATS permissions); an invalid one is logged and skipped.
+      this.logger.error({ streamSeq, reason: decoded.reason }, 'invalid room event skipped');
+    } else if (decoded.value.seq > (this.events.at(-1)?.seq ?? 0)) {
+      const event = decoded.value;
+      const retained: RetainedEvent = { seq: event.seq, frame: Buffer.from(data), event };
+      this.events.push(retained);
+      if (this.events.length > this.retained) this.events.shift();
+      if (event.type === 'deleted') {
+        const target = this.find(event.target);
+        if (target) target.deleted = true;
+      }
+      if (streamSeq > this.head.streamSeq) this.head = { seq: event.seq, streamSeq };
+      let deliveries = 0;
+      for (const member of this.members) {
+        if (member.lastSent >= event.seq) continue;
+        member.deliver(retained);
+        deliveries++;
+      }
+      this.onDelivered(deliveries);
+    }
+    if (streamSeq >= this.readyAt) this.markReady();
+  }
+
+  find(seq: number): RetainedEvent | undefined {
+    const first = this.events[0]?.seq;
+    if (first === undefined) return undefined;
+    const candidate = this.events[seq - first];
+    return candidate?.seq === seq ? candidate : this.events.find((e) => e.seq === seq);
+  }
+
+  /** Events after `seq` (for a resuming member), oldest first. */
+  eventsAfter(seq: number): RetainedEvent[] {
+    return this.events.filter((e) => e.seq > seq);
+  }
+
+  /** The newest `limit` messages (not deleted) before `before`, oldest first; complete = nothing older held. */
+  history(limit: number, before = Number.POSITIVE_INFINITY): { events: RetainedEvent[]; complete: boolean } {
+    const picked: RetainedEvent[] = [];
+    let i = this.events.length - 1;
+    for (; i >= 0 && picked.length < limit; i--) {
+      const e = this.events[i] as RetainedEvent;
+      if (e.seq < before && e.event.type === 'msg' && !e.deleted) picked.push(e);
+    }
+    const complete = !this.events.slice(0, i + 1).some((e) => e.event.type === 'msg' && !e.deleted);
+    return { events: picked.reverse(), complete };
+  }
+
+  /**
+   * Stores a new event with the next room seq. Writes from this pod are queued (one at a time per room);
+   * a write that loses the race to another pod reloads the head and tries again. Resolves with the seq.
+   */
+  write(build: (seq: number, ts: number) => ChatRoomEvent): Promise<number> {
+    const attempt = this.writes.then(() => this.writeNow(build));
+    this.writes = attempt.catch(() => undefined);
+    return attempt;
+  }
+
+  private async writeNow(build: (seq: number, ts: number) => ChatRoomEvent): Promise<number> {
+    for (let attempt = 1; ; attempt++) {
+      const { seq, streamSeq } = this.head;
+      const event = build(seq + 1, Date.now());
+      try {
+        const ack = await this.js.publish(this.subject, bytes(JSON.stringify(event)), {
+          // Compare-and-set on the room's subject: the write only lands if the room's last event is still
+          // the one we numbered after, so two pods can never store the same seq.
+          expect: { lastSubjectSequence: streamSeq },
+          timeout: 5000,
+        });
+        if (ack.seq > this.head.streamSeq) this.head = { seq: event.seq, streamSeq: ack.seq };
+        return event.seq;
+      } catch (error) {
+        const lostRace = error instanceof JetStreamApiError && error.code === WRONG_LAST_SEQUENCE;
+        if (!lostRace || attempt >= MAX_WRITE_ATTEMPTS) throw new RoomUnavailableError(this.id, error);
+        const last = await this.lastStored().catch(() => undefined);
+        if (last && last.streamSeq > this.head.streamSeq) this.head = last;
+      }
+    }
+  }
+
+  private async lastStored(): Promise<{ seq: number; streamSeq: number } | undefined> {
+    const stored = await this.jsm.streams.getMessage(streams.chat, { last_by_subj: this.subject });
+    if (!stored) return undefined;
+    const decoded = decode(chatRoomEvent, stored.data);
+    if (!decoded.ok) throw new Error(`room ${this.id}: its last stored event is invalid: ${decoded.reason}`);
+    return { seq: decoded.value.seq, streamSeq: stored.seq };
+  }
+}
