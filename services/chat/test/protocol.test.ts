@@ -47,7 +47,7 @@ test('two pods, clients on both: every message in the same order, seq 1, 2, 3 wi
   );
   // Each client's own messages are in the order it sent them.
   for (let i = 0; i < clients.length; i++) {
-    const mine = clients[0]
+    const mine: string[] | undefined = clients[0]
       ?.events()
       .filter((e) => e.user.id === `u${i + 1}`)
       .map((e) => e.text);

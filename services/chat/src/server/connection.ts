@@ -55,9 +55,19 @@ export class ChatConnection implements RoomMember {
     return this.room !== undefined && !this.closed;
   }
 
-  /** Room events: the stored bytes as they are; a client whose buffer is full is dropped, not waited for. */
+  /** Room events: the stored bytes as they are. */
   deliver(event: RetainedEvent): void {
     this.lastSent = event.seq;
+    this.write(event.frame);
+  }
+
+  send(frame: ServerFrame): void {
+    this.write(JSON.stringify(frame));
+  }
+
+  /** Every frame goes through here: a client whose unread data passes the bound is dropped, not waited for. */
+  private write(data: Buffer | string): void {
+    if (this.closed) return;
     if (this.ws.bufferedAmount > this.ctx.config.CHAT_MAX_BUFFERED_BYTES) {
       this.ctx.metrics.closed.inc({ reason: 'slow_consumer' });
       this.ctx.logOnce(
@@ -70,11 +80,7 @@ export class ChatConnection implements RoomMember {
       this.ws.terminate();
       return;
     }
-    this.ws.send(event.frame, { binary: false });
-  }
-
-  send(frame: ServerFrame): void {
-    if (!this.closed) this.ws.send(JSON.stringify(frame));
+    this.ws.send(data, { binary: false });
   }
 
   error(
