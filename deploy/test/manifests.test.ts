@@ -132,6 +132,23 @@ test("the transcoder's grace period covers the make-before-break drain; its preS
   }
 });
 
+test('Managed Prometheus scrapes every Deployment on its ops port', () => {
+  const objects = rendered.gke as K8sObject[];
+  const monitors = objects.filter((o) => o.kind === 'PodMonitoring');
+  for (const d of deployments(objects)) {
+    const labels = d.spec.template.metadata.labels;
+    const monitor = monitors.find((m) =>
+      Object.entries(m.spec.selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v),
+    );
+    assert.ok(monitor, `${d.metadata.name}: scraped`);
+    const ports = d.spec.template.spec.containers.flatMap((c: K8sObject) =>
+      c.ports.map((p: K8sObject) => p.name),
+    );
+    for (const e of monitor.spec.endpoints)
+      assert.ok(ports.includes(e.port), `${d.metadata.name}: port ${e.port}`);
+  }
+});
+
 test('env var names and ports in the manifests are the ones the services read', () => {
   for (const [overlay, objects] of Object.entries(rendered)) {
     for (const d of deployments(objects)) {
