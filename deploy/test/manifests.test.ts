@@ -204,6 +204,8 @@ test('every live.* subject in the NATS permissions matches subjects the contract
     subjects.transcoderHealth('w'),
     subjects.deadLetter(subjects.mediaSegment('s')),
     subjects.standbyAlert,
+    subjects.chatRoom('r'),
+    subjects.chatReview('r'),
     ...Object.values(subjects.ctl).map((v) => (typeof v === 'string' ? v : v('w'))),
   ];
   const values = parse(readFileSync(join(repoRoot, 'deploy/nats/values.yaml'), 'utf8'));
