@@ -10,9 +10,11 @@ import { LIFECYCLE_TYPES, subjects } from '@live/contracts';
 import { repoRoot } from '@live/testing';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
+import { Ingress } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, Namespace, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { parse, parseAllDocuments } from 'yaml';
+import { chatConfigSchema } from '../../services/chat/src/config.js';
 import { ingestConfigSchema } from '../../services/ingest/src/config.js';
 import { packagerConfigSchema } from '../../services/packager/src/config.js';
 import { supervisorConfigSchema } from '../../services/supervisor/src/config.js';
@@ -27,6 +29,7 @@ const SCHEMAS = {
   transcoder: transcoderConfigSchema,
   packager: packagerConfigSchema,
   supervisor: supervisorConfigSchema,
+  chat: chatConfigSchema,
 } as const;
 const MODELS: Record<string, new (o: K8sObject) => { validate(): void }> = {
   Deployment,
@@ -36,9 +39,10 @@ const MODELS: Record<string, new (o: K8sObject) => { validate(): void }> = {
   Namespace,
   PodDisruptionBudget,
   HorizontalPodAutoscaler,
+  Ingress,
 };
 /** Custom resources with no schema here; their shape is checked by the policies below. */
-const CUSTOM_KINDS = new Set(['PodMonitoring']);
+const CUSTOM_KINDS = new Set(['PodMonitoring', 'BackendConfig', 'ManagedCertificate']);
 
 function render(overlay: string): K8sObject[] {
   const out = execFileSync('kubectl', ['kustomize', join(repoRoot, 'deploy/k8s/overlays', overlay)], {
@@ -49,6 +53,8 @@ function render(overlay: string): K8sObject[] {
 
 const rendered = Object.fromEntries(OVERLAYS.map((o) => [o, render(o)]));
 const deployments = (objects: K8sObject[]) => objects.filter((o) => o.kind === 'Deployment');
+const find = (objects: K8sObject[], kind: string, name: string) =>
+  objects.find((o) => o.kind === kind && o.metadata.name === name);
 const serviceOf = (d: K8sObject) => d.metadata.name as keyof typeof SCHEMAS;
 
 /** The environment a container gets: ConfigMaps (envFrom) and env entries. */
@@ -114,6 +120,11 @@ test('every Deployment has a PodDisruptionBudget selecting it; replicated roles 
         assert.equal(pdb.spec.minAvailable, 1, `${overlay}: ${d.metadata.name} keeps one replica`);
         if (overlay === 'gke') assert.ok(d.spec.replicas >= 2, `${d.metadata.name}: 2+ replicas on GKE`);
       }
+      // Chat: a disruption moves one pod's clients at a time, and there is always another pod to take them.
+      if (d.metadata.name === 'chat') {
+        assert.equal(pdb.spec.maxUnavailable, 1, `${overlay}: chat pods leave one at a time`);
+        if (overlay === 'gke') assert.ok(d.spec.replicas >= 2, 'chat: 2+ replicas on GKE');
+      }
     }
   }
 });
@@ -130,6 +141,171 @@ test("the transcoder's grace period covers the make-before-break drain; its preS
     assert.equal(c.lifecycle?.preStop?.httpGet?.path, '/drain');
     assert.equal(d.spec.strategy.rollingUpdate.maxUnavailable, 0, 'a new worker is up before one drains');
   }
+});
+
+test("chat's grace period covers the preStop wait and the spread reconnect; rolling updates keep capacity", () => {
+  for (const [overlay, objects] of Object.entries(rendered)) {
+    const d = find(objects, 'Deployment', 'chat');
+    const c = d.spec.template.spec.containers[0];
+    const spreadMs = Number(containerEnv(objects, c).get('CHAT_SHUTDOWN_SPREAD_MS'));
+    assert.ok(spreadMs > 0, 'CHAT_SHUTDOWN_SPREAD_MS is set');
+    const preStopMs = (c.lifecycle?.preStop?.sleep?.seconds ?? 0) * 1000;
+    assert.ok(preStopMs > 0, `${overlay}: a preStop wait while the endpoints and the NEG let go of the pod`);
+    // After the preStop wait, SIGTERM: the draining report (<= 2 s), clients told to reconnect over the spread
+    // and cut off 2 s after it (the service gives that step spread + 5 s), then NATS and HTTP close (5 s).
+    const graceMs = d.spec.template.spec.terminationGracePeriodSeconds * 1000;
+    const needed = preStopMs + 2000 + spreadMs + 5000 + 5000;
+    assert.ok(graceMs >= needed, `${overlay}: chat grace ${graceMs} ms covers ${needed} ms`);
+    assert.equal(d.spec.strategy.rollingUpdate.maxUnavailable, 0, 'a new chat pod is ready before one goes');
+  }
+});
+
+test('chat: readiness is the load-aware /readyz on the chat port; liveness on the ops port', () => {
+  for (const [overlay, objects] of Object.entries(rendered)) {
+    const d = find(objects, 'Deployment', 'chat');
+    const c = d.spec.template.spec.containers[0];
+    const env = containerEnv(objects, c);
+    const portNumber = (port: string | number) =>
+      typeof port === 'number' ? port : c.ports.find((p: K8sObject) => p.name === port)?.containerPort;
+    assert.equal(c.readinessProbe.httpGet.path, '/readyz');
+    assert.equal(
+      String(portNumber(c.readinessProbe.httpGet.port)),
+      env.get('CHAT_PORT'),
+      `${overlay}: chat port`,
+    );
+    assert.equal(
+      String(portNumber(c.livenessProbe.httpGet.port)),
+      env.get('CHAT_OPS_PORT'),
+      'liveness on ops',
+    );
+    assert.equal(String(portNumber(c.startupProbe.httpGet.port)), env.get('CHAT_OPS_PORT'), 'startup on ops');
+    // Tokens come from the site (or the operator endpoint), never from guest mode, and the key from a Secret.
+    assert.equal(env.get('CHAT_GUEST_TOKENS'), 'false', `${overlay}: no guest tokens`);
+    assert.deepEqual(env.get('CHAT_TOKEN_SECRET')?.secretKeyRef, { name: 'chat-token', key: 'secret' });
+    // The Service reaches the WebSocket port by name.
+    const svc = find(objects, 'Service', 'chat');
+    assert.equal(svc.spec.type, 'ClusterIP');
+    const http = svc.spec.ports.find((p: K8sObject) => p.name === 'http');
+    assert.equal(
+      String(portNumber(http?.targetPort)),
+      env.get('CHAT_PORT'),
+      `${overlay}: Service targets chat`,
+    );
+    const selector = Object.entries(svc.spec.selector ?? {});
+    const labels = d.spec.template.metadata.labels;
+    assert.ok(
+      selector.length > 0 && selector.every(([k, v]) => labels[k] === v),
+      'Service selects chat pods',
+    );
+  }
+});
+
+/** GKE BackendConfig spec fields (cloud.google.com/v1, kubernetes/ingress-gce pkg/apis/backendconfig/v1). */
+const BACKEND_CONFIG_FIELDS = [
+  'iap',
+  'cdn',
+  'securityPolicy',
+  'timeoutSec',
+  'connectionDraining',
+  'sessionAffinity',
+  'customRequestHeaders',
+  'customResponseHeaders',
+  'healthCheck',
+  'logging',
+];
+const HEALTH_CHECK_FIELDS = [
+  'checkIntervalSec',
+  'timeoutSec',
+  'healthyThreshold',
+  'unhealthyThreshold',
+  'type',
+  'port',
+  'requestPath',
+];
+
+test('GKE chat Ingress: BackendConfig keeps WebSockets a day and drains, health check is /readyz', () => {
+  const objects = rendered.gke as K8sObject[];
+  const svc = find(objects, 'Service', 'chat');
+  const annotations = svc.metadata.annotations ?? {};
+  assert.deepEqual(JSON.parse(annotations['cloud.google.com/neg']), { ingress: true }, 'container-native LB');
+  const named = JSON.parse(annotations['cloud.google.com/backend-config']);
+  assert.deepEqual(Object.keys(named), ['default'], 'one BackendConfig for the Service');
+  const bc = find(objects, 'BackendConfig', named.default);
+  assert.ok(bc, `the BackendConfig ${named.default} the Service names exists`);
+  assert.equal(bc.apiVersion, 'cloud.google.com/v1');
+  assert.equal(bc.metadata.namespace, svc.metadata.namespace, 'in the Service namespace');
+  for (const k of Object.keys(bc.spec))
+    assert.ok(BACKEND_CONFIG_FIELDS.includes(k), `BackendConfig.spec.${k}`);
+  for (const k of Object.keys(bc.spec.healthCheck))
+    assert.ok(HEALTH_CHECK_FIELDS.includes(k), `healthCheck.${k}`);
+  // The backend timeout is the longest a WebSocket lives on this load balancer (default 30 s).
+  assert.ok(Number.isInteger(bc.spec.timeoutSec) && bc.spec.timeoutSec >= 3600, 'WebSockets live an hour+');
+  const draining = bc.spec.connectionDraining?.drainingTimeoutSec;
+  assert.ok(Number.isInteger(draining) && draining >= 600 && draining <= 3600, 'not-ready keeps connections');
+  const d = find(objects, 'Deployment', 'chat');
+  const c = d.spec.template.spec.containers[0];
+  const chatPort = Number(containerEnv(objects, c).get('CHAT_PORT'));
+  assert.equal(bc.spec.healthCheck.type, 'HTTP');
+  assert.equal(bc.spec.healthCheck.requestPath, '/readyz', 'the load balancer admits like readiness');
+  assert.equal(bc.spec.healthCheck.port, chatPort, 'health check on the chat port');
+  // The Ingress: GKE's external load balancer, /chat to the chat Service's WebSocket port.
+  const ingress = find(objects, 'Ingress', 'chat');
+  assert.equal(ingress.metadata.annotations['kubernetes.io/ingress.class'], 'gce');
+  const paths = ingress.spec.rules.flatMap((r: K8sObject) => r.http.paths);
+  const chat = paths.find((p: K8sObject) => p.backend.service?.name === 'chat');
+  assert.ok(chat && ['/chat', '/chat/'].includes(chat.path) && chat.pathType === 'Prefix', '/chat prefix');
+  const port = chat.backend.service.port;
+  assert.ok(
+    svc.spec.ports.some((p: K8sObject) => p.name === port.name || p.port === port.number),
+    'the Ingress names a port of the Service',
+  );
+  const cert = ingress.metadata.annotations['networking.gke.io/managed-certificates'];
+  assert.ok(find(objects, 'ManagedCertificate', cert), `ManagedCertificate ${cert} exists (wss://)`);
+  // Nothing GKE-specific in the dev overlay (no such kinds on a plain cluster).
+  for (const o of rendered.dev as K8sObject[])
+    assert.ok(
+      !['BackendConfig', 'ManagedCertificate', 'PodMonitoring'].includes(o.kind),
+      `dev: no ${o.kind}`,
+    );
+});
+
+test('GKE HPAs scale on gauges the services export; chat on connections, scaling down slowly', () => {
+  const objects = rendered.gke as K8sObject[];
+  const hpas = objects.filter((o) => o.kind === 'HorizontalPodAutoscaler');
+  for (const hpa of hpas) {
+    const target = find(objects, hpa.spec.scaleTargetRef.kind, hpa.spec.scaleTargetRef.name);
+    assert.ok(target, `${hpa.metadata.name}: its target exists`);
+    for (const m of hpa.spec.metrics) {
+      const name = /^prometheus\.googleapis\.com\|(\w+)\|gauge$/.exec(m.pods?.metric?.name ?? '')?.[1];
+      assert.ok(
+        name,
+        `${hpa.metadata.name}: a Managed Prometheus gauge per pod, got ${m.pods?.metric?.name}`,
+      );
+      const dir = join(repoRoot, 'services', target.metadata.name, 'src');
+      const exported = readdirSync(dir, { recursive: true, encoding: 'utf8' })
+        .filter((f) => f.endsWith('.ts'))
+        .some((f) => readFileSync(join(dir, f), 'utf8').includes(`name: '${name}'`));
+      assert.ok(exported, `${hpa.metadata.name}: services/${target.metadata.name} exports ${name}`);
+    }
+  }
+  const chat = hpas.find((h) => h.spec.scaleTargetRef.name === 'chat');
+  assert.ok(chat, 'an HPA for chat');
+  const [metric] = chat.spec.metrics;
+  assert.equal(metric.type, 'Pods');
+  assert.equal(metric.pods.metric.name, 'prometheus.googleapis.com|chat_connections|gauge');
+  assert.equal(metric.pods.target.type, 'AverageValue');
+  const d = find(objects, 'Deployment', 'chat');
+  const max = Number(containerEnv(objects, d.spec.template.spec.containers[0]).get('CHAT_MAX_CONNECTIONS'));
+  const target = Number(metric.pods.target.averageValue);
+  assert.ok(target > 0 && target <= max / 2, `target ${target} per pod leaves headroom below ${max}`);
+  assert.ok(chat.spec.minReplicas >= 2, 'chat keeps two pods');
+  // Removing a pod sends its clients elsewhere: only a sustained drop, one pod at a time.
+  const down = chat.spec.behavior.scaleDown;
+  assert.ok(down.stabilizationWindowSeconds >= 600, 'scale-down waits for a sustained drop');
+  assert.ok(
+    down.policies.every((p: K8sObject) => p.type === 'Pods' && p.value === 1 && p.periodSeconds >= 120),
+    'one chat pod at a time',
+  );
 });
 
 test('Managed Prometheus scrapes every Deployment on its ops port', () => {
@@ -165,6 +341,7 @@ test('env var names and ports in the manifests are the ones the services read', 
       assert.equal(String(port('ops')), env.get(`${service.toUpperCase()}_OPS_PORT`), `${service}: ops port`);
       if (service === 'ingest') assert.equal(String(port('rtmp')), env.get('INGEST_RTMP_PORT'));
       if (service === 'packager') assert.equal(String(port('http')), env.get('PACKAGER_HTTP_PORT'));
+      if (service === 'chat') assert.equal(String(port('http')), env.get('CHAT_PORT'));
       // NATS credentials only from a Secret.
       assert.equal(env.get('NATS_USER'), service);
       assert.equal(env.get('NATS_PASSWORD')?.secretKeyRef?.name, 'nats-users');
