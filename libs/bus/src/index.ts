@@ -7,4 +7,5 @@ export * from './deadletter.js';
 export * from './kv-watch.js';
 export * from './provision.js';
 export * from './publish.js';
+export * from './request.js';
 export * from './retry.js';

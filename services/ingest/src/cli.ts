@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // live-keys: create and revoke stream keys from a terminal (local use; operators can use
 // `nats req live.ctl.keys.create '{"streamId":"..."}'` directly). Talks to the ingest over NATS.
-import { bytes, decode, text } from '@live/bus';
+import { requestEndpoint } from '@live/bus';
 import { createKeyReply, revokeKeyReply, STREAM_ID_PATTERN, subjects } from '@live/contracts';
 import { connect } from '@nats-io/transport-node';
 import { Command, InvalidArgumentError } from 'commander';
@@ -16,12 +16,7 @@ const streamIdArg = (value: string) => {
 async function request<S extends z.ZodType>(natsUrl: string, subject: string, body: unknown, schema: S) {
   const nc = await connect({ servers: natsUrl.split(','), name: 'live-keys' });
   try {
-    const reply = await nc.request(subject, bytes(JSON.stringify(body)), { timeout: 5000 });
-    const error = reply.headers?.get('Nats-Service-Error');
-    if (error) throw new Error(error);
-    const decoded = decode(schema, reply.data);
-    if (!decoded.ok) throw new Error(`unexpected reply: ${decoded.reason}: ${text(reply.data)}`);
-    return decoded.value as z.output<S>;
+    return await requestEndpoint(nc, subject, body, schema);
   } finally {
     await nc.close();
   }
