@@ -2,7 +2,8 @@
 // every service as its own process (as in production), their logs interleaved with a service prefix, a
 // stream key for the demo channel, and (with --demo) a synthetic publisher on it. Ctrl-C stops everything
 // in reverse order.
-import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { bytes, decode, text } from '@live/bus';
@@ -41,6 +42,8 @@ const ports = {
   transcoderOps: [9102, 9112],
   packagerOps: 9103,
   supervisorOps: 9104,
+  chat: 8081,
+  chatOps: 9105,
 };
 const dataDir = join(repoRoot, '.data');
 const natsUrl = `nats://127.0.0.1:${ports.nats}`;
@@ -52,6 +55,7 @@ const colors: Record<string, string> = {
   supervisor: '34',
   packager: '94',
   transcoder: '96',
+  chat: '93',
   demo: '33',
   local: '32',
 };
@@ -112,6 +116,13 @@ async function ready(name: string, opsPort: number, child: Child): Promise<void>
     },
     { timeoutMs: 60_000, what: `${name} to be ready` },
   );
+}
+
+/** The chat's token secret, kept in .data so tokens survive a restart of the local platform. */
+function localChatSecret(): string {
+  const path = join(dataDir, 'chat-token-secret');
+  if (!existsSync(path)) writeFileSync(path, randomBytes(32).toString('hex'), { mode: 0o600 });
+  return readFileSync(path, 'utf8').trim();
 }
 
 let stopping = false;
@@ -189,7 +200,15 @@ async function main(): Promise<void> {
       `transcoder-${i + 1}`,
     ),
   );
+  const chat = spawnService('chat', {
+    CHAT_PORT: String(ports.chat),
+    CHAT_OPS_PORT: String(ports.chatOps),
+    CHAT_TOKEN_SECRET: localChatSecret(),
+    // Local mode only: the watch page gets guest tokens from POST /api/chat/token.
+    CHAT_GUEST_TOKENS: 'true',
+  });
   await Promise.all([
+    ready('chat', ports.chatOps, chat),
     ready('supervisor', ports.supervisorOps, supervisor),
     ready('packager', ports.packagerOps, packager),
     ...workers.map((w, i) => ready(`transcoder-${i + 1}`, ports.transcoderOps[i] as number, w)),
@@ -240,9 +259,11 @@ async function main(): Promise<void> {
     New keys:         npm run keys -- create <channel>
     Watch:            http://localhost:${ports.origin}/watch/<channel>   (demo: http://localhost:${ports.origin}/watch/demo)
     HLS:              http://localhost:${ports.origin}/hls/<channel>/master.m3u8
+    Chat:             ws://localhost:${ports.chat}/chat/<channel>   guest token: curl -X POST localhost:${ports.chat}/api/chat/token -d '{"room":"demo"}'
+                      moderator token: npm run chat-token -- --user me --role streamer --room demo
     Events:           nats sub 'live.>' --server ${natsUrl}
     NATS:             ${natsUrl}  (monitoring http://localhost:${ports.natsMonitor})
-    Ops endpoints:    /healthz /readyz /metrics on ports ingest ${ports.ingestOps}, transcoders ${ports.transcoderOps.join('/')}, packager ${ports.packagerOps}, supervisor ${ports.supervisorOps}
+    Ops endpoints:    /healthz /readyz /metrics on ports ingest ${ports.ingestOps}, transcoders ${ports.transcoderOps.join('/')}, packager ${ports.packagerOps}, supervisor ${ports.supervisorOps}, chat ${ports.chatOps}
   ${args.demo ? 'A synthetic test stream is publishing on "demo".' : 'Tip: npm start -- --demo publishes a test stream on "demo".'}
   Ctrl-C stops everything.
 `);
