@@ -7,9 +7,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { bytes, connectBus, decode } from '@live/bus';
-import { streamMoveReply, subjects } from '@live/contracts';
+import { CHAT_CLOSE, chatTokenReply, streamMoveReply, subjects } from '@live/contracts';
 import { createLogger } from '@live/log';
-import { repoRoot, startPublisher } from '@live/testing';
+import { ChatClient, repoRoot, startPublisher } from '@live/testing';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -18,7 +18,7 @@ import { type Platform, startPlatform, waitFor } from '../../tests/e2e/platform.
 
 const logger = createLogger({ service: 'permissions-test', level: 'fatal' });
 const values = parse(readFileSync(join(repoRoot, 'deploy/nats/values.yaml'), 'utf8'));
-const SERVICES = ['ingest', 'transcoder', 'packager', 'supervisor'] as const;
+const SERVICES = ['ingest', 'transcoder', 'packager', 'supervisor', 'chat'] as const;
 const passwords: Record<string, string> = {};
 
 /** The chart's `config.merge` accounts, with each `$<USER>_PASSWORD` replaced by a generated password. */
@@ -45,6 +45,7 @@ before(async () => {
   const config = serverConfig();
   p = await startPlatform({
     workers: 2,
+    chat: true,
     natsConfig: config,
     testUser: { user: 'operator', pass: passwords.operator as string },
     serviceEnv: Object.fromEntries(
@@ -102,6 +103,23 @@ test('the platform does its job with one NATS user per service: live, and an ope
     });
     const moved = decode(streamMoveReply, reply.data);
     assert.ok(moved.ok && moved.value.gapless, 'the operator moved the stream');
+    // Chat as the chat user: join, send, and an operator's moderation (the operator user) enforced.
+    const minted = decode(
+      chatTokenReply,
+      (
+        await p.nc.request(
+          subjects.ctl.chatToken,
+          bytes(JSON.stringify({ userId: 'v1', name: 'V', rooms: ['perm'] })),
+          { timeout: 5000 },
+        )
+      ).data,
+    );
+    assert.ok(minted.ok, 'the operator mints a chat token');
+    const { client } = await ChatClient.join(p.chatUrl('perm'), minted.value.token);
+    client.send({ type: 'send', text: 'hello', cid: 'c' });
+    await client.waitFor((f) => f.type === 'ack' && f.cid === 'c', 'the message stored');
+    await p.nc.request(subjects.ctl.chatBan, bytes('{"room":"perm","userId":"v1"}'), { timeout: 5000 });
+    assert.equal((await client.closed).code, CHAT_CLOSE.banned, 'the ban enforced');
     const violations = p.logs.filter((l) => /permissions violation/i.test(JSON.stringify(l.line)));
     assert.deepEqual(violations, [], 'no service hit a permissions violation while doing its job');
   } finally {
@@ -125,6 +143,10 @@ test('each service is refused outside its permissions', async () => {
     await publishRefused(supervisor, 'live.media.perm.segment'),
     'the supervisor cannot add segments',
   );
+  const chat = await connectAs('chat');
+  assert.ok(await publishRefused(chat, 'live.stream.perm.ended'), 'chat cannot end streams');
+  assert.ok(await publishRefused(chat, '$KV.live-assignments.perm'), 'chat cannot assign');
+  assert.ok(await publishRefused(ingest, 'live.chat.room.perm'), 'ingest cannot write chat messages');
   for (const service of SERVICES) {
     const nc = await connectAs(service);
     assert.ok(

@@ -36,6 +36,9 @@ export interface Platform {
   supervisor: Child;
   packager: Child;
   workers: Child[];
+  /** The chat process (with options.chat) and its WebSocket URL for a room. */
+  chat: Child | undefined;
+  chatUrl(room: string): string;
   events: LifecycleEvent[];
   logs: { service: string; line: Record<string, unknown> }[];
   createKey(streamId: string): Promise<string>;
@@ -66,7 +69,12 @@ export interface PlatformOptions {
   /** nats-server configuration (accounts and users), and the user the test's own connection uses. */
   natsConfig?: Record<string, unknown>;
   testUser?: { user: string; pass: string };
+  /** Also run a chat process. */
+  chat?: boolean;
 }
+
+/** The chat's token secret in e2e runs. */
+export const CHAT_TEST_SECRET = 'e2e-chat-token-secret-0123456789abcdef';
 
 export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
   const logger = createLogger({ service: 'e2e', level: 'fatal' });
@@ -141,6 +149,14 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     });
   const workers: Child[] = [];
   for (let i = 0; i < (options.workers ?? 2); i++) workers.push(await startWorker());
+  const chatPort = await freePort();
+  const chat = options.chat
+    ? await start('chat', {
+        CHAT_PORT: String(chatPort),
+        CHAT_BIND: '127.0.0.1',
+        CHAT_TOKEN_SECRET: CHAT_TEST_SECRET,
+      })
+    : undefined;
   const platform: Platform = {
     nats,
     nc,
@@ -152,6 +168,8 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     supervisor,
     packager: await startPackager(),
     workers,
+    chat,
+    chatUrl: (room) => `ws://127.0.0.1:${chatPort}/chat/${room}`,
     events,
     logs,
     startWorker,
@@ -186,7 +204,11 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     },
     async stop() {
       // Workers last: they drain on SIGTERM, which ends at once when their sources are gone.
-      await Promise.all([platform.packager, supervisor, ...ingests].map((c) => c.stop('SIGTERM', 5000)));
+      await Promise.all(
+        [platform.packager, supervisor, ...ingests, ...(chat ? [chat] : [])].map((c) =>
+          c.stop('SIGTERM', 5000),
+        ),
+      );
       await Promise.all(platform.workers.map((c) => c.stop('SIGTERM', 5000)));
       await nc.close();
       await nats.dispose();

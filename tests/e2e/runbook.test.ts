@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { bytes, decode, text } from '@live/bus';
-import { buckets, createKeyReply, transcoderHeartbeat } from '@live/contracts';
-import { type Child, repoRoot, startPublisher } from '@live/testing';
+import { buckets, chatTokenReply, createKeyReply, subjects, transcoderHeartbeat } from '@live/contracts';
+import { ChatClient, type Child, repoRoot, startPublisher } from '@live/testing';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { type Platform, startPlatform, waitFor } from './platform.js';
@@ -47,9 +47,10 @@ function argv(command: string): string[] {
 
 let p: Platform;
 let publisher: Child;
-const state = { streamKey: '', keyId: '', workers: [] as string[] };
+const state = { streamKey: '', keyId: '', workers: [] as string[], chatSeq: 0 };
+let chatter: ChatClient;
 before(async () => {
-  p = await startPlatform({ workers: 3 });
+  p = await startPlatform({ workers: 3, chat: true });
   publisher = startPublisher({
     url: p.publishUrl(await p.createKey(LIVE)),
     width: 640,
@@ -61,8 +62,24 @@ before(async () => {
     what: 'the stream to be live',
   });
   state.workers = ['w1', 'w2', 'w3'];
+  // A message in the live stream's chat room, for the runbook's view and delete commands.
+  const minted = decode(
+    chatTokenReply,
+    (
+      await p.nc.request(
+        subjects.ctl.chatToken,
+        bytes(JSON.stringify({ userId: 'viewer1', name: 'Viewer', rooms: [LIVE] })),
+        { timeout: 5000 },
+      )
+    ).data,
+  );
+  assert.ok(minted.ok);
+  chatter = (await ChatClient.join(p.chatUrl(LIVE), minted.value.token)).client;
+  chatter.send({ type: 'send', text: 'first!' });
+  state.chatSeq = (await chatter.waitFor((f) => f.type === 'msg', 'the chat message')).seq;
 });
 after(async () => {
+  chatter?.close();
   await publisher?.stop('SIGKILL');
   await p?.stop();
 });
@@ -85,12 +102,13 @@ async function substitute(args: string[]): Promise<string[]> {
       .replace('live_...', state.streamKey)
       .replace('acf2e0aa7e10', state.keyId)
       .replace(/"toWorker":"[^"]+"/, `"toWorker":"${other}"`)
-      .replace(/"workerId":"[^"]+"/, '"workerId":"w3"'),
+      .replace(/"workerId":"[^"]+"/, '"workerId":"w3"')
+      .replace('<seq>', String(state.chatSeq)),
   );
 }
 
 const known = (subject: string) =>
-  ['live.stream.', 'live.media.', 'live.health.', 'live.dlq.', 'live.alert.'].some((p) =>
+  ['live.stream.', 'live.media.', 'live.health.', 'live.dlq.', 'live.alert.', 'live.chat.'].some((p) =>
     subject.startsWith(p),
   );
 
@@ -112,7 +130,7 @@ async function run(command: string): Promise<string> {
     const names = new Set<string>();
     for await (const m of replies) names.add((JSON.parse(text(m.data)) as { name: string }).name);
     if (action === 'ls')
-      for (const s of ['live-ingest', 'live-transcoder', 'live-packager', 'live-supervisor'])
+      for (const s of ['live-ingest', 'live-transcoder', 'live-packager', 'live-supervisor', 'live-chat'])
         assert.ok(names.has(s), `${s} in micro ls`);
     else assert.deepEqual([...names], [name], `${command}: answered by ${name}`);
     return `${names.size} service(s)`;
@@ -127,7 +145,7 @@ async function run(command: string): Promise<string> {
     }
     if (action === 'get') {
       let key = args[3] as string;
-      if (key === '<sha256-hex>') for await (const k of await kv.keys()) key = k;
+      if (key === '<sha256-hex>' || key === '<podId>') for await (const k of await kv.keys()) key = k;
       const entry = await kv.get(key);
       assert.equal(entry?.operation, 'PUT', `${command}: a value`);
       return `${entry?.length} bytes`;
@@ -159,6 +177,10 @@ async function run(command: string): Promise<string> {
     }
     await waitFor(() => got, { timeoutMs: 5000, what: `${command}: a message` });
     return `got ${got}`;
+  }
+  if (group === 'stream' && action === 'info') {
+    const info = await jsm.streams.info(args[2] as string);
+    return `${info.state.messages} messages`;
   }
   if (group === 'stream' && action === 'view') {
     const name = args[2] as string;
@@ -206,4 +228,7 @@ test('every NATS CLI command in docs/operations.md works against a running platf
     beats.push(d.ok && d.value.draining);
   }
   assert.deepEqual(beats, [true], 'the drained worker reports draining');
+  // The chat commands took effect: the message was deleted, the room has slow mode and a filter.
+  await chatter.waitFor((f) => f.type === 'deleted' && f.target === state.chatSeq, 'the deletion');
+  await chatter.waitFor((f) => f.type === 'notice' && f.settings?.words?.includes('spoiler'), 'the filter');
 });
