@@ -216,6 +216,10 @@ export const serverFrame = z.discriminatedUnion('type', [
 ]);
 export type ServerFrame = z.infer<typeof serverFrame>;
 
+/** Room events that arrive close together come in one frame, as a JSON array (at most one per
+ * CHAT_BATCH_MS); a client handles an array exactly like its events one after another. */
+export const serverEventBatch = z.array(chatRoomEvent);
+
 /** WebSocket close codes the chat uses (4000-4999 are the application's). */
 export const CHAT_CLOSE = {
   /** Reconnect (to any pod) after the delay in the preceding `reconnect` frame, resuming from your seq. */

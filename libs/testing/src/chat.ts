@@ -8,6 +8,8 @@ export type Frame = Record<string, any>;
 
 export class ChatClient {
   readonly frames: Frame[] = [];
+  /** WebSocket messages received (a batch of events is one). */
+  rawFrames = 0;
   readonly ws: WebSocket;
   readonly opened: Promise<void>;
   readonly closed: Promise<{ code: number; reason: string }>;
@@ -31,7 +33,10 @@ export class ChatClient {
     this.ws.on('error', () => undefined);
     this.ws.on('message', (data, isBinary) => {
       if (isBinary) return;
-      this.frames.push(JSON.parse(data.toString()) as Frame);
+      this.rawFrames++;
+      // A JSON array is a batch of room events: the same as receiving them one by one.
+      const parsed = JSON.parse(data.toString()) as Frame | Frame[];
+      this.frames.push(...(Array.isArray(parsed) ? parsed : [parsed]));
       this.notify();
     });
   }

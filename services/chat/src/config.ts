@@ -23,6 +23,12 @@ export const chatConfigSchema = z.object({
   CHAT_TOKEN_TTL_S: env.int(4 * 3600, 60),
   /** Local mode: POST /api/chat/token {"room"} on the chat port hands out guest viewer tokens. Off in production. */
   CHAT_GUEST_TOKENS: env.bool(false),
+  /**
+   * New room events go out together at most this long after the first of them: a client gets at most one
+   * frame per period however busy the room (at 20 msgs/s and 100 ms, half the writes and reads). Chat is
+   * shown held back to the video's latency anyway (seconds), so 100 ms is invisible. 0: every event at once.
+   */
+  CHAT_BATCH_MS: env.int(100, 0),
   /** Messages a joining client receives (the newest N). */
   CHAT_HISTORY: env.int(50, 0),
   /** Longest message, in Unicode code points. */

@@ -101,9 +101,11 @@ async function main(): Promise<void> {
     settingsChanged: (...args) => server?.settingsChanged(...args),
   });
   await moderation.start();
-  const roomRegistry = new Rooms(jetstream(nc), await jetstreamManager(nc), logger, CHAT_ROOM_RETAINED, (n) =>
-    deliveries.inc(n),
-  );
+  const roomRegistry = new Rooms(jetstream(nc), await jetstreamManager(nc), logger, {
+    retained: CHAT_ROOM_RETAINED,
+    batchMs: config.CHAT_BATCH_MS,
+    onDelivered: (n) => deliveries.inc(n),
+  });
   const limits = new Limits(config, (room) => moderation.roomSettings(room).slowSeconds);
   const sweep = setInterval(() => {
     limits.sweep();

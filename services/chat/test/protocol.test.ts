@@ -121,3 +121,19 @@ test('HTML and script are stored and delivered as text, byte for byte', async ()
   sender.close();
   receiver.close();
 });
+
+test('events close together arrive as one frame (a JSON array), in order, each exactly once', async () => {
+  const room = 'batch';
+  const { client: sender } = await ChatClient.join(a.url(room), await token('s', room));
+  const { client: receiver } = await ChatClient.join(b.url(room), await token('r', room));
+  const before = receiver.rawFrames;
+  for (let n = 1; n <= 10; n++) sender.send({ type: 'send', text: `burst ${n}` });
+  await receiver.waitFor((f) => f.type === 'msg' && f.text === 'burst 10', 'the burst');
+  assert.deepEqual(
+    receiver.events().map((e) => e.text),
+    Array.from({ length: 10 }, (_, i) => `burst ${i + 1}`),
+  );
+  assert.ok(receiver.rawFrames - before < 10, `${receiver.rawFrames - before} frames for 10 events`);
+  sender.close();
+  receiver.close();
+});

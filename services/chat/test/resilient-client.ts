@@ -4,6 +4,13 @@
 import { CHAT_CLOSE } from '@live/contracts';
 import WebSocket from 'ws';
 
+interface Frame {
+  type: string;
+  seq: number;
+  delayMs: number;
+  cid?: string;
+}
+
 export class ResilientChatClient {
   lastSeq = -1;
   gaps = 0;
@@ -39,6 +46,25 @@ export class ResilientChatClient {
     this.ws?.close();
   }
 
+  private onFrame(frame: Frame, onJoined?: () => void): void {
+    if (frame.type === 'welcome') {
+      if (this.lastSeq < 0) this.lastSeq = frame.seq;
+      this.joined = true;
+      onJoined?.();
+    } else if (frame.type === 'msg' || frame.type === 'deleted') {
+      if (frame.seq <= this.lastSeq) this.duplicates++;
+      else {
+        if (frame.seq !== this.lastSeq + 1) this.gaps++;
+        this.lastSeq = frame.seq;
+        this.received++;
+      }
+    } else if (frame.type === 'ack' && frame.cid) {
+      this.acks.set(frame.cid, frame.seq);
+    } else if (frame.type === 'reconnect') {
+      this.delayMs = frame.delayMs;
+    }
+  }
+
   private open(onJoined?: () => void): void {
     const ws = new WebSocket(this.url(), { perMessageDeflate: false });
     this.ws = ws;
@@ -53,28 +79,9 @@ export class ResilientChatClient {
       ),
     );
     ws.on('message', (data) => {
-      const frame = JSON.parse(data.toString()) as {
-        type: string;
-        seq: number;
-        delayMs: number;
-        cid?: string;
-      };
-      if (frame.type === 'welcome') {
-        if (this.lastSeq < 0) this.lastSeq = frame.seq;
-        this.joined = true;
-        onJoined?.();
-      } else if (frame.type === 'msg' || frame.type === 'deleted') {
-        if (frame.seq <= this.lastSeq) this.duplicates++;
-        else {
-          if (frame.seq !== this.lastSeq + 1) this.gaps++;
-          this.lastSeq = frame.seq;
-          this.received++;
-        }
-      } else if (frame.type === 'ack' && frame.cid) {
-        this.acks.set(frame.cid, frame.seq);
-      } else if (frame.type === 'reconnect') {
-        this.delayMs = frame.delayMs;
-      }
+      // A JSON array is a batch of room events, handled like the events one after another.
+      const parsed = JSON.parse(data.toString()) as Frame | Frame[];
+      for (const frame of Array.isArray(parsed) ? parsed : [parsed]) this.onFrame(frame, onJoined);
     });
     ws.on('error', () => undefined);
     ws.on('close', (code) => {

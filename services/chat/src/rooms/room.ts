@@ -27,6 +27,29 @@ export interface RoomMember {
   /** The last seq this member was sent; the room never sends it anything at or below. */
   lastSent: number;
   deliver(event: RetainedEvent): void;
+  /** A frame holding events up to `lastSeq` (one event, or a JSON array of them). */
+  deliverFrame(frame: Buffer, lastSeq: number): void;
+}
+
+export interface RoomOptions {
+  /** Events kept in memory (as many as CHAT keeps per room). */
+  retained: number;
+  /** New events are sent together, at most this long after the first of them (0: each at once). */
+  batchMs: number;
+  onDelivered: (deliveries: number) => void;
+}
+
+const OPEN = Buffer.from('[');
+const COMMA = Buffer.from(',');
+const CLOSE = Buffer.from(']');
+
+/** One frame for several events: a JSON array of the stored frames, joined without re-encoding. */
+export function batchFrame(events: RetainedEvent[]): Buffer {
+  if (events.length === 1) return (events[0] as RetainedEvent).frame;
+  const parts: Buffer[] = [OPEN];
+  events.forEach((e, i) => parts.push(...(i ? [COMMA, e.frame] : [e.frame])));
+  parts.push(CLOSE);
+  return Buffer.concat(parts);
 }
 
 const WRONG_LAST_SEQUENCE = 10071;
@@ -52,14 +75,16 @@ export class Room {
   private markReady!: () => void;
   private readyAt = 0;
   private readonly subject: string;
+  /** Received, not yet sent to the members (batching). */
+  private pending: RetainedEvent[] = [];
+  private flushTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly id: string,
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly logger: Logger,
-    private readonly retained: number,
-    private readonly onDelivered: (deliveries: number) => void,
+    private readonly options: RoomOptions,
   ) {
     this.subject = subjects.chatRoom(id);
     this.ready = new Promise((resolve) => {
@@ -97,6 +122,7 @@ export class Room {
   }
 
   async stop(): Promise<void> {
+    clearTimeout(this.flushTimer);
     await this.stopConsumer?.();
   }
 
@@ -109,21 +135,45 @@ export class Room {
       const event = decoded.value;
       const retained: RetainedEvent = { seq: event.seq, frame: Buffer.from(data), event };
       this.events.push(retained);
-      if (this.events.length > this.retained) this.events.shift();
+      if (this.events.length > this.options.retained) this.events.shift();
       if (event.type === 'deleted') {
         const target = this.find(event.target);
         if (target) target.deleted = true;
       }
       if (streamSeq > this.head.streamSeq) this.head = { seq: event.seq, streamSeq };
-      let deliveries = 0;
-      for (const member of this.members) {
-        if (member.lastSent >= event.seq) continue;
-        member.deliver(retained);
-        deliveries++;
-      }
-      this.onDelivered(deliveries);
+      this.pending.push(retained);
+      if (this.options.batchMs === 0) this.flush();
+      else this.flushTimer ??= setTimeout(() => this.flush(), this.options.batchMs);
     }
     if (streamSeq >= this.readyAt) this.markReady();
+  }
+
+  /**
+   * Sends the pending events: one frame built once and written to every member (a member that already has
+   * some of them, after a resume, gets its own smaller frame). With batching, a client gets at most one
+   * frame per CHAT_BATCH_MS however busy the room: fewer writes for the pod, fewer reads for the client.
+   */
+  private flush(): void {
+    this.flushTimer = undefined;
+    const events = this.pending;
+    this.pending = [];
+    const first = events[0]?.seq;
+    const last = events.at(-1)?.seq;
+    if (first === undefined || last === undefined) return;
+    const frame = batchFrame(events);
+    let deliveries = 0;
+    for (const member of this.members) {
+      if (member.lastSent >= last) continue;
+      if (member.lastSent < first) {
+        member.deliverFrame(frame, last);
+        deliveries += events.length;
+      } else {
+        const missing = events.filter((e) => e.seq > member.lastSent);
+        member.deliverFrame(batchFrame(missing), last);
+        deliveries += missing.length;
+      }
+    }
+    this.options.onDelivered(deliveries);
   }
 
   find(seq: number): RetainedEvent | undefined {

@@ -2,7 +2,7 @@
 // while after its last one leaves (so a viewer reloading the page does not make the pod re-read the room).
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
-import { Room } from './room.js';
+import { Room, type RoomOptions } from './room.js';
 
 /** An empty room is kept this long before its consumer stops. */
 const EMPTY_ROOM_LINGER_MS = 30_000;
@@ -16,8 +16,7 @@ export class Rooms {
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly logger: Logger,
-    private readonly retained: number,
-    private readonly onDelivered: (deliveries: number) => void,
+    private readonly roomOptions: RoomOptions,
   ) {}
 
   get count(): number {
@@ -78,14 +77,7 @@ export class Rooms {
   }
 
   private async open(id: string): Promise<Room> {
-    const room = new Room(
-      id,
-      this.js,
-      this.jsm,
-      this.logger.child({ room: id }),
-      this.retained,
-      this.onDelivered,
-    );
+    const room = new Room(id, this.js, this.jsm, this.logger.child({ room: id }), this.roomOptions);
     await room.start();
     this.opened.set(id, room);
     return room;

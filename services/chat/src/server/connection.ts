@@ -61,6 +61,11 @@ export class ChatConnection implements RoomMember {
     this.write(event.frame);
   }
 
+  deliverFrame(frame: Buffer, lastSeq: number): void {
+    this.lastSent = lastSeq;
+    this.write(frame);
+  }
+
   send(frame: ServerFrame): void {
     this.write(JSON.stringify(frame));
   }
