@@ -3,7 +3,7 @@
 // records send -> deliver latency) or senders (a few connections that send at the rate the parent asks,
 // spread evenly in time, each message's text being "<phase>:<send time in ms>").
 // Talks to the platform's chat (ws, JSON frames, a JWT in the join frame) or to the Socket.IO baseline
-// (socket.io-client, websocket transport only).
+// (socket.io-client with the websocket transport only, or with --client ws the Socket.IO protocol over ws).
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
 import { io as ioClient } from 'socket.io-client';
@@ -326,7 +326,7 @@ function setRate(rate: number, phase: number): void {
   tick();
 }
 
-function snapshot(): Snapshot {
+function snapshot(histPhase: number | undefined): Snapshot {
   const cpu = process.cpuUsage();
   return {
     open,
@@ -337,7 +337,7 @@ function snapshot(): Snapshot {
     frames,
     sent,
     sampledDeliveries,
-    hist: Object.fromEntries([...hists.entries()].map(([phase, h]) => [phase, h.pairs()])),
+    hist: histPhase === undefined ? [] : (hists.get(histPhase)?.pairs() ?? []),
     maxLatencyMs,
     other: skipped ? { ...other, 'sends skipped (sender starved)': skipped } : other,
     errors,
@@ -355,7 +355,7 @@ process.on('message', (command: Command) => {
       setRate(command.rate, command.phase);
       break;
     case 'snapshot':
-      send({ type: 'snapshot', id: command.id, ...snapshot() });
+      send({ type: 'snapshot', id: command.id, ...snapshot(command.hist) });
       break;
     case 'exit':
       clearTimeout(sendTimer);

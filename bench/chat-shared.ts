@@ -10,7 +10,8 @@ export type Command =
   | { type: 'connect'; secret: string }
   /** Senders only: send `rate` messages/s in total (0 stops), tagged with `phase`. */
   | { type: 'rate'; rate: number; phase: number }
-  | { type: 'snapshot'; id: number }
+  /** Counters so far; `hist`: include the latency histogram of that phase. */
+  | { type: 'snapshot'; id: number; hist?: number }
   | { type: 'exit' };
 
 export interface Snapshot {
@@ -27,7 +28,8 @@ export interface Snapshot {
   /** Per phase: messages the senders sent; sampled receivers' deliveries and latency histogram. */
   sent: Record<number, number>;
   sampledDeliveries: Record<number, number>;
-  hist: Record<number, [number, number][]>;
+  /** The histogram asked for (bucket, count pairs), else empty. */
+  hist: [number, number][];
   maxLatencyMs: Record<number, number>;
   /** Server frames senders got besides room messages (acks, errors), by type or error code. */
   other: Record<string, number>;
