@@ -1,6 +1,6 @@
 // A load process of bench:chat (started by bench/chat.ts with an IPC channel): opens its share of the
-// room's connections, either receivers (every one counts frames; 1 in --sample also parses them and
-// records send -> deliver latency) or senders (a few connections that send at the rate the parent asks,
+// room's connections, either receivers (every one counts room events, which the chat may batch several to a
+// frame; 1 in --sample also parses them and records send -> deliver latency) or senders (a few connections that send at the rate the parent asks,
 // spread evenly in time, each message's text being "<phase>:<send time in ms>").
 // Talks to the platform's chat (ws, JSON frames, a JWT in the join frame) or to the Socket.IO baseline
 // (socket.io-client with the websocket transport only, or with --client ws the Socket.IO protocol over ws).
@@ -44,7 +44,9 @@ const send = (report: Report) => process.send?.(report);
 let joined = 0;
 let failed = 0;
 let open = 0;
+/** WebSocket messages received, and the room events in them (more than one in a batch). */
 let frames = 0;
+let events = 0;
 const closed: Record<string, number> = {};
 const sent: Record<number, number> = {};
 const sampledDeliveries: Record<number, number> = {};
@@ -98,6 +100,14 @@ async function token(userId: string): Promise<string> {
     .sign(secret);
 }
 
+interface ChatFrame {
+  type?: string;
+  text?: unknown;
+  code?: string;
+}
+const OPEN_BRACKET = 0x5b; // "["
+const EVENT_START = Buffer.from('{"type":"');
+
 async function openChat(userId: string, parse: boolean, latency: boolean): Promise<Conn> {
   const jwt = await token(userId);
   return new Promise<Conn>((resolve, reject) => {
@@ -119,15 +129,31 @@ async function openChat(userId: string, parse: boolean, latency: boolean): Promi
         closed[key] = (closed[key] ?? 0) + 1;
       } else reject(new Error(`closed before welcome: ${code} ${reason.toString()}`));
     });
-    const count = () => {
+    // Room events come one per frame, or several in one frame as a JSON array of the stored events
+    // (CHAT_BATCH_MS): a receiver that does not parse counts the events by their `{"type":"` openings.
+    const count = (data: WebSocket.RawData) => {
       frames++;
+      const buf = data as Buffer;
+      if (buf[0] !== OPEN_BRACKET) {
+        events++;
+        return;
+      }
+      for (
+        let at = buf.indexOf(EVENT_START);
+        at !== -1;
+        at = buf.indexOf(EVENT_START, at + EVENT_START.length)
+      )
+        events++;
     };
     const parsed = (data: WebSocket.RawData) => {
-      const frame = JSON.parse(data.toString()) as { type?: string; text?: unknown; code?: string };
-      if (frame.type === 'msg') {
-        frames++;
-        if (latency) recordLatency(frame.text);
-      } else countOther(frame.type === 'error' ? `error ${frame.code}` : String(frame.type));
+      frames++;
+      const json = JSON.parse(data.toString()) as ChatFrame | ChatFrame[];
+      for (const frame of Array.isArray(json) ? json : [json]) {
+        if (frame.type === 'msg') {
+          events++;
+          if (latency) recordLatency(frame.text);
+        } else countOther(frame.type === 'error' ? `error ${frame.code}` : String(frame.type));
+      }
     };
     // The server answers join with `welcome`, then `history` (the newest messages; none yet here).
     let seen = 0;
@@ -181,10 +207,12 @@ function openSocketIo(userId: string, parse: boolean, latency: boolean): Promise
       parse
         ? (m: { text?: unknown }) => {
             frames++;
+            events++;
             if (latency) recordLatency(m.text);
           }
         : () => {
             frames++;
+            events++;
           },
     );
     socket.once('connect', () => {
@@ -221,7 +249,10 @@ function openSocketIoWs(userId: string, parse: boolean, latency: boolean): Promi
     const isPing = (data: Buffer) => data.length === 1 && data[0] === PING;
     const count = (data: WebSocket.RawData) => {
       if (isPing(data as Buffer)) ws.send('3');
-      else frames++;
+      else {
+        frames++;
+        events++;
+      }
     };
     const parsed = (data: WebSocket.RawData) => {
       if (isPing(data as Buffer)) {
@@ -239,6 +270,7 @@ function openSocketIoWs(userId: string, parse: boolean, latency: boolean): Promi
         return;
       }
       frames++;
+      events++;
       if (latency) recordLatency(payload.text);
     };
     const handshake = (data: WebSocket.RawData) => {
@@ -335,6 +367,7 @@ function snapshot(histPhase: number | undefined): Snapshot {
     sampled,
     closed,
     frames,
+    events,
     sent,
     sampledDeliveries,
     hist: histPhase === undefined ? [] : (hists.get(histPhase)?.pairs() ?? []),

@@ -23,8 +23,10 @@ export interface Snapshot {
   sampled: number;
   /** Joined connections that closed afterwards, by close code or reason. */
   closed: Record<string, number>;
-  /** Frames counted by every receiving connection since start (one per room message). */
+  /** WebSocket messages every connection received since start (room events only)... */
   frames: number;
+  /** ...and the room events in them: deliveries (the chat may batch several events in one frame). */
+  events: number;
   /** Per phase: messages the senders sent; sampled receivers' deliveries and latency histogram. */
   sent: Record<number, number>;
   sampledDeliveries: Record<number, number>;

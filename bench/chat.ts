@@ -1,15 +1,16 @@
 // bench:chat — one room on one chat process, loaded by separate load processes on this machine
 // (bench/chat-load.ts), then the same workload against a plain Socket.IO server (bench/socketio-server.ts).
 // Per server: connect all (RSS per idle connection = RSS delta / connections), a steady phase at the
-// target rate (inbound msgs/s, deliveries/s counted at the receivers, send -> deliver latency p50/p99/max
-// from 1 in --sample receivers, server CPU and RSS), then a ramp from the target rate by x1.41 steps, up
+// target rate (inbound msgs/s; deliveries/s = room events counted at the receivers, several to a frame when
+// the chat batches them; send -> deliver latency p50/p99/max from 1 in --sample receivers; server CPU and
+// RSS), after an unmeasured warm-up at the same rate; then a ramp from the target rate by x1.41 steps, up
 // while a step passes (p99 <= 200 ms and deliveries >= 95 % of sent x connections, no disconnects), down
 // while it fails; the highest passing step's deliveries/s is the "max delivery rate at p99 <= 200 ms".
 // Targets (chat issue): 10,000 connections at 20 msgs/s (200,000 deliveries/s) with p99 <= 200 ms,
 // <= 20 KB RSS per idle connection, >= 2x Socket.IO's max delivery rate at p99 <= 200 ms.
 //   npm run bench:chat -- [--connections 10000] [--rate 20] [--seconds 15] [--only ours|socketio] [--quick]
 //     [--step-seconds 10] [--warmup 3] [--procs 4] [--senders 20] [--sample 20] [--concurrency 200]
-//     [--max-steps 8] [--refine 2] [--sio-client lib|ws] [--json out.json]
+//     [--max-steps 8] [--refine 2] [--sio-client lib|ws] [--chat-env CHAT_X=value ...] [--json out.json]
 // After the x1.41 ramp, --refine bisection steps between the highest passing and the lowest failing rate.
 // --quick: 1,000 connections, 2 load processes, 5 s steady, 4 s steps, 1 refinement (development).
 // --sio-client ws: the baseline's clients speak the Socket.IO protocol through ws (as cheap as ours) instead
@@ -49,9 +50,18 @@ const { values } = parseArgs({
     refine: { type: 'string' },
     warmup: { type: 'string' },
     'sio-client': { type: 'string', default: 'lib' },
+    /** Extra environment for the chat process, e.g. --chat-env CHAT_BATCH_MS=0 (repeatable). */
+    'chat-env': { type: 'string', multiple: true, default: [] },
     json: { type: 'string' },
   },
 });
+const chatEnv: Record<string, string> = {};
+for (const pair of values['chat-env']) {
+  const [key, ...rest] = pair.split('=');
+  if (!key || !/^CHAT_[A-Z_]+$/.test(key) || rest.length === 0)
+    throw new Error(`--chat-env CHAT_X=value, not ${pair}`);
+  chatEnv[key] = rest.join('=');
+}
 const quick = values.quick;
 const num = (value: string | undefined, normal: number, quickValue: number) =>
   value === undefined ? (quick ? quickValue : normal) : Number(value);
@@ -238,6 +248,7 @@ async function startOurs(secret: string): Promise<Server> {
       CHAT_USER_BURST: '1000',
       CHAT_USER_REFILL_MS: '1',
       CHAT_MAX_CONNECTIONS: '20000',
+      ...chatEnv,
     },
     onLine: (line) => {
       if (logLines.length < 200) logLines.push(line);
@@ -252,6 +263,8 @@ async function startOurs(secret: string): Promise<Server> {
     logLines,
     notes: [
       'one chat process (services/chat; from dist under npm run bench:chat), NATS JetStream on this machine',
+      `room events may come several to a frame (CHAT_BATCH_MS=${chatEnv.CHAT_BATCH_MS ?? 'service default'}): deliveries count events, frames/s WebSocket messages; latency includes the batching wait`,
+      ...(Object.keys(chatEnv).length ? [`chat env overrides: ${JSON.stringify(chatEnv)}`] : []),
     ],
     exited: () => chat.hasExited(),
   };
@@ -302,6 +315,8 @@ interface PhaseResult {
   seconds: number;
   inboundPerSec: number | null;
   deliveriesPerSec: number | null;
+  /** WebSocket messages received per second (fewer than deliveries when the server batches events). */
+  framesPerSec: number | null;
   expectedDeliveriesPerSec: number | null;
   /** Deliveries in the window / (messages sent x connections open). */
   deliveredFraction: number | null;
@@ -427,10 +442,10 @@ async function runServer(target: Target, secret: string): Promise<ServerResult> 
 
   /** Waits until deliveries stop (a backlog from a failing step drains; at most 30 s). */
   const settle = async () => {
-    let last = sum((await snapshotAll()).map((s) => s.frames));
+    let last = sum((await snapshotAll()).map((s) => s.events));
     for (let i = 0; i < 60; i++) {
       await sleep(500);
-      const now = sum((await snapshotAll()).map((s) => s.frames));
+      const now = sum((await snapshotAll()).map((s) => s.events));
       if (now === last) break;
       last = now;
     }
@@ -484,12 +499,13 @@ async function runServer(target: Target, secret: string): Promise<ServerResult> 
     const hist = new Histogram();
     for (const s of await snapshotAll(phase)) hist.merge(s.hist);
     const maxLatency = Math.max(0, ...s2.map((s) => s.maxLatencyMs[phase] ?? 0));
+    const delivered = sum(s1.map((s) => s.events)) - sum(s0.map((s) => s.events));
     const frames = sum(s1.map((s) => s.frames)) - sum(s0.map((s) => s.frames));
     const expected = sent * openAtStart;
     const sampledGot = sum(s2.map((s) => s.sampledDeliveries[phase] ?? 0));
     const disconnects = sum(s2.map((s) => sum(Object.values(s.closed)))) - closedAtStart;
     const p99 = hist.percentile(99);
-    const fraction = expected > 0 ? frames / expected : Number.NaN;
+    const fraction = expected > 0 ? delivered / expected : Number.NaN;
     const sampledFraction = sent * sampledOpen > 0 ? sampledGot / (sent * sampledOpen) : Number.NaN;
     const why: string[] = [];
     if (!(p99 <= P99_LIMIT_MS)) why.push(`p99 ${round(p99, 1)} ms > ${P99_LIMIT_MS}`);
@@ -503,7 +519,8 @@ async function runServer(target: Target, secret: string): Promise<ServerResult> 
       targetRate: rate,
       seconds: round(window, 1) ?? seconds,
       inboundPerSec: round(sent / window, 1),
-      deliveriesPerSec: round(frames / window),
+      deliveriesPerSec: round(delivered / window),
+      framesPerSec: round(frames / window),
       expectedDeliveriesPerSec: round(expected / window),
       deliveredFraction: round(fraction, 3),
       sampledDeliveredFraction: round(sampledFraction, 3),
@@ -662,6 +679,7 @@ function printRamp(r: ServerResult): void {
       'in/s',
       'deliveries/s',
       'of expected',
+      'frames/s',
       'p50 / p99 / max ms',
       'server CPU',
       'us/delivery',
@@ -675,6 +693,7 @@ function printRamp(r: ServerResult): void {
       p.inboundPerSec,
       p.deliveriesPerSec,
       p.deliveredFraction === null ? null : `${round(p.deliveredFraction * 100, 1)} %`,
+      p.framesPerSec,
       lat(p),
       p.serverCpuCores,
       perDeliveryUs(p),
@@ -786,6 +805,7 @@ if (servers.length > 0) {
         (p) => `${p.deliveriesPerSec} (${p.expectedDeliveriesPerSec})`,
         '200000',
       ),
+      steady('  WebSocket frames/s received', (p) => p.framesPerSec),
       steady('  send->deliver p50 / p99 / max (ms)', lat, `p99 <= ${P99_LIMIT_MS}`),
       steady('  latency samples', (p) => p.latencyMs.samples),
       steady('  server CPU (cores)', (p) => p.serverCpuCores),
@@ -830,6 +850,7 @@ writeFileSync(
         sample,
         concurrency,
         sioClient,
+        chatEnv,
         quick,
       },
       machine: {
