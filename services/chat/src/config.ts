@@ -24,9 +24,10 @@ export const chatConfigSchema = z.object({
   /** Local mode: POST /api/chat/token {"room"} on the chat port hands out guest viewer tokens. Off in production. */
   CHAT_GUEST_TOKENS: env.bool(false),
   /**
-   * New room events go out together at most this long after the first of them: a client gets at most one
-   * frame per period however busy the room (at 20 msgs/s and 100 ms, half the writes and reads). Chat is
-   * shown held back to the video's latency anyway (seconds), so 100 ms is invisible. 0: every event at once.
+   * At most one frame per room and period: an event after a quiet period goes out at once, events during
+   * the period after a frame go out together at its end. At 20 msgs/s and 100 ms that halves the writes
+   * and reads and adds at most 100 ms (50 on average); chat is shown held back to the video's latency
+   * anyway (seconds). 0: every event at once.
    */
   CHAT_BATCH_MS: env.int(100, 0),
   /** Messages a joining client receives (the newest N). */

@@ -27,8 +27,9 @@ export interface RoomMember {
   /** The last seq this member was sent; the room never sends it anything at or below. */
   lastSent: number;
   deliver(event: RetainedEvent): void;
-  /** A frame holding events up to `lastSeq` (one event, or a JSON array of them). */
-  deliverFrame(frame: Buffer, lastSeq: number): void;
+  /** A frame holding events up to `lastSeq` (one event, or a JSON array of them), as text and as the
+   * WebSocket frame on the wire (built once for every member). */
+  deliverFrame(frame: OutgoingFrame, lastSeq: number): void;
 }
 
 export interface RoomOptions {
@@ -42,6 +43,31 @@ export interface RoomOptions {
 const OPEN = Buffer.from('[');
 const COMMA = Buffer.from(',');
 const CLOSE = Buffer.from(']');
+
+export interface OutgoingFrame {
+  text: Buffer;
+  /** The unmasked server-to-client WebSocket text frame (header + text). */
+  wire: Buffer;
+}
+
+/**
+ * Frames a text message once. RFC 6455 section 5.2: server frames are unmasked, so every client gets the
+ * same bytes: FIN + opcode 1 (text), then the length in 7 bits, or 126 + 16 bits, or 127 + 64 bits.
+ */
+export function outgoing(text: Buffer): OutgoingFrame {
+  const length = text.length;
+  const header = Buffer.allocUnsafe(length < 126 ? 2 : length < 65536 ? 4 : 10);
+  header[0] = 0x81;
+  if (length < 126) header[1] = length;
+  else if (length < 65536) {
+    header[1] = 126;
+    header.writeUInt16BE(length, 2);
+  } else {
+    header[1] = 127;
+    header.writeBigUInt64BE(BigInt(length), 2);
+  }
+  return { text, wire: Buffer.concat([header, text]) };
+}
 
 /** One frame for several events: a JSON array of the stored frames, joined without re-encoding. */
 export function batchFrame(events: RetainedEvent[]): Buffer {
@@ -78,6 +104,7 @@ export class Room {
   /** Received, not yet sent to the members (batching). */
   private pending: RetainedEvent[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
+  private lastFlushAt = 0;
 
   constructor(
     readonly id: string,
@@ -142,25 +169,31 @@ export class Room {
       }
       if (streamSeq > this.head.streamSeq) this.head = { seq: event.seq, streamSeq };
       this.pending.push(retained);
-      if (this.options.batchMs === 0) this.flush();
-      else this.flushTimer ??= setTimeout(() => this.flush(), this.options.batchMs);
+      // A throttle, not a delay: an event after a quiet period goes out at once; while busy, the pending
+      // ones go out together CHAT_BATCH_MS after the previous frame.
+      if (!this.flushTimer) {
+        const wait = this.lastFlushAt + this.options.batchMs - Date.now();
+        if (wait <= 0) this.flush();
+        else this.flushTimer = setTimeout(() => this.flush(), wait);
+      }
     }
     if (streamSeq >= this.readyAt) this.markReady();
   }
 
   /**
    * Sends the pending events: one frame built once and written to every member (a member that already has
-   * some of them, after a resume, gets its own smaller frame). With batching, a client gets at most one
-   * frame per CHAT_BATCH_MS however busy the room: fewer writes for the pod, fewer reads for the client.
+   * some of them, after a resume, gets its own smaller frame). A client gets at most one frame per
+   * CHAT_BATCH_MS however busy the room: fewer writes for the pod, fewer reads for the client.
    */
   private flush(): void {
     this.flushTimer = undefined;
+    this.lastFlushAt = Date.now();
     const events = this.pending;
     this.pending = [];
     const first = events[0]?.seq;
     const last = events.at(-1)?.seq;
     if (first === undefined || last === undefined) return;
-    const frame = batchFrame(events);
+    const frame = outgoing(batchFrame(events));
     let deliveries = 0;
     for (const member of this.members) {
       if (member.lastSent >= last) continue;
@@ -169,7 +202,7 @@ export class Room {
         deliveries += events.length;
       } else {
         const missing = events.filter((e) => e.seq > member.lastSent);
-        member.deliverFrame(batchFrame(missing), last);
+        member.deliverFrame(outgoing(batchFrame(missing)), last);
         deliveries += missing.length;
       }
     }

@@ -1,6 +1,8 @@
 // One WebSocket client: the protocol of docs/architecture.md (Chat) from `join` on, the checks every frame
 // passes (capabilities, sanctions, slow mode, rate limits, length, review hook, word filter), and delivery
 // with a bounded send buffer. Every refusal is a typed `error` frame; nothing a client sends can throw here.
+
+import type { Socket } from 'node:net';
 import { describeIssues } from '@live/bus';
 import {
   CHAT_CLOSE,
@@ -12,9 +14,9 @@ import {
   type ServerFrame,
 } from '@live/contracts';
 import type { Logger } from 'pino';
-import type { WebSocket } from 'ws';
+import { WebSocket } from 'ws';
 import { TokenError, tokenAllowsRoom } from '../auth/tokens.js';
-import type { RetainedEvent, Room, RoomMember } from '../rooms/room.js';
+import type { OutgoingFrame, RetainedEvent, Room, RoomMember } from '../rooms/room.js';
 import type { ChatContext } from './context.js';
 
 const STRIKE_WINDOW_MS = 60_000;
@@ -61,9 +63,9 @@ export class ChatConnection implements RoomMember {
     this.write(event.frame);
   }
 
-  deliverFrame(frame: Buffer, lastSeq: number): void {
+  deliverFrame(frame: OutgoingFrame, lastSeq: number): void {
     this.lastSent = lastSeq;
-    this.write(frame);
+    this.write(frame.text, frame.wire);
   }
 
   send(frame: ServerFrame): void {
@@ -71,7 +73,7 @@ export class ChatConnection implements RoomMember {
   }
 
   /** Every frame goes through here: a client whose unread data passes the bound is dropped, not waited for. */
-  private write(data: Buffer | string): void {
+  private write(data: Buffer | string, wire?: Buffer): void {
     if (this.closed) return;
     if (this.ws.bufferedAmount > this.ctx.config.CHAT_MAX_BUFFERED_BYTES) {
       this.ctx.metrics.closed.inc({ reason: 'slow_consumer' });
@@ -85,7 +87,12 @@ export class ChatConnection implements RoomMember {
       this.ws.terminate();
       return;
     }
-    this.ws.send(data, { binary: false });
+    // Fan-out of a room frame: the same framed bytes straight to the socket (one write, no per-client
+    // framing). ws (8.x, no compression here) writes its own frames to the same socket synchronously, so
+    // the order of frames is kept. If ws ever stops exposing its socket, ws.send is the fallback.
+    const socket = (this.ws as unknown as { _socket?: Socket })._socket;
+    if (wire && socket && this.ws.readyState === WebSocket.OPEN) socket.write(wire);
+    else this.ws.send(data, { binary: false });
   }
 
   error(
