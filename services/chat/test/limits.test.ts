@@ -68,7 +68,7 @@ test('the per-room rate limit refuses without striking the sender', async () => 
         async (u) => (await ChatClient.join(limited.url(room), await token(u, room))).client,
       ),
     );
-    clients.forEach((c, i) => c.send({ type: 'send', text: `hi ${i}`, cid: 'x' }));
+    for (const [i, c] of clients.entries()) c.send({ type: 'send', text: `hi ${i}`, cid: 'x' });
     const answers = await Promise.all(clients.map((c) => c.waitFor((f) => f.cid === 'x', 'answer')));
     assert.deepEqual(answers.map((f) => f.type).sort(), ['ack', 'ack', 'ack', 'error']);
     const refusal = answers.find((f) => f.type === 'error');

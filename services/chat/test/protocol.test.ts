@@ -30,7 +30,7 @@ test('two pods, clients on both: every message in the same order, seq 1, 2, 3 wi
   // Everyone sends at once, on both pods: the writers race on the room's compare-and-set.
   const perClient = 5;
   for (let n = 0; n < perClient; n++)
-    clients.forEach((c, i) => c.send({ type: 'send', text: `m${i}-${n}`, cid: `${i}-${n}` }));
+    for (const [i, c] of clients.entries()) c.send({ type: 'send', text: `m${i}-${n}`, cid: `${i}-${n}` });
   const total = clients.length * perClient;
   await waitFor(() => clients.every((c) => c.events().length === total), {
     what: 'every message on every client',

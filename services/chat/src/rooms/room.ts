@@ -73,7 +73,10 @@ export function outgoing(text: Buffer): OutgoingFrame {
 export function batchFrame(events: RetainedEvent[]): Buffer {
   if (events.length === 1) return (events[0] as RetainedEvent).frame;
   const parts: Buffer[] = [OPEN];
-  events.forEach((e, i) => parts.push(...(i ? [COMMA, e.frame] : [e.frame])));
+  for (const [i, e] of events.entries()) {
+    if (i > 0) parts.push(COMMA);
+    parts.push(e.frame);
+  }
   parts.push(CLOSE);
   return Buffer.concat(parts);
 }
