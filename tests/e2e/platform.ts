@@ -39,6 +39,9 @@ export interface Platform {
   /** The chat process (with options.chat) and its WebSocket URL for a room. */
   chat: Child | undefined;
   chatUrl(room: string): string;
+  /** The web process (with options.web: pages, gateway, /hls proxied to the origin) and its base URL. */
+  web: Child | undefined;
+  webUrl: string;
   events: LifecycleEvent[];
   logs: { service: string; line: Record<string, unknown> }[];
   createKey(streamId: string): Promise<string>;
@@ -71,10 +74,14 @@ export interface PlatformOptions {
   testUser?: { user: string; pass: string };
   /** Also run a chat process. */
   chat?: boolean;
+  /** Also run the web service (pages and gateway; needs `vite build` of services/web first). */
+  web?: boolean;
 }
 
 /** The chat's token secret in e2e runs. */
 export const CHAT_TEST_SECRET = 'e2e-chat-token-secret-0123456789abcdef';
+/** The web service's admin token in e2e runs (production mode: WEB_AUTH=token). */
+export const WEB_TEST_ADMIN_TOKEN = 'e2e-web-admin-token-0123456789abcdef';
 
 export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
   const logger = createLogger({ service: 'e2e', level: 'fatal' });
@@ -157,6 +164,20 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
         CHAT_TOKEN_SECRET: CHAT_TEST_SECRET,
       })
     : undefined;
+  const webPort = await freePort();
+  const packager = await startPackager();
+  const web = options.web
+    ? await start('web', {
+        WEB_PORT: String(webPort),
+        WEB_BIND: '127.0.0.1',
+        WEB_AUTH: 'token',
+        WEB_ADMIN_TOKEN: WEB_TEST_ADMIN_TOKEN,
+        WEB_GUEST_CHAT: 'true',
+        WEB_HLS_UPSTREAM: `http://127.0.0.1:${originPort}`,
+        WEB_CHAT_URL: `ws://127.0.0.1:${chatPort}/chat`,
+        WEB_RTMP_URL: `rtmp://127.0.0.1:${rtmpPort}/live`,
+      })
+    : undefined;
   const platform: Platform = {
     nats,
     nc,
@@ -166,10 +187,12 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     ingest,
     ingests,
     supervisor,
-    packager: await startPackager(),
+    packager,
     workers,
     chat,
     chatUrl: (room) => `ws://127.0.0.1:${chatPort}/chat/${room}`,
+    web,
+    webUrl: `http://127.0.0.1:${webPort}`,
     events,
     logs,
     startWorker,
@@ -205,7 +228,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     async stop() {
       // Workers last: they drain on SIGTERM, which ends at once when their sources are gone.
       await Promise.all(
-        [platform.packager, supervisor, ...ingests, ...(chat ? [chat] : [])].map((c) =>
+        [platform.packager, supervisor, ...ingests, ...(chat ? [chat] : []), ...(web ? [web] : [])].map((c) =>
           c.stop('SIGTERM', 5000),
         ),
       );

@@ -109,4 +109,5 @@ export const serviceNames = {
   packager: 'live-packager',
   chat: 'live-chat',
   supervisor: 'live-supervisor',
+  web: 'live-web',
 } as const;

@@ -1,0 +1,167 @@
+// The video player: hls.js at its default live sync (3 target durations behind the edge), quality choice
+// (auto or one rendition), the live-edge indicator with "go live", the measured latency, and the wall clock
+// of the frame on screen (EXT-X-PROGRAM-DATE-TIME via hls.playingDate) that the chat is held back to.
+// Stalls (hls.js BUFFER_STALLED_ERROR) and `waiting` events after playback started are counted, because a
+// failover the viewer notices is exactly one of those.
+import Hls, { type ErrorData, type Level } from 'hls.js';
+
+export interface PlayerStats {
+  /** hls.js BUFFER_STALLED_ERROR after the first frame played. */
+  stalls: number;
+  /** <video> `waiting` events after the first frame played. */
+  waiting: number;
+  /** Fatal errors seen (recovered or not). */
+  fatal: string[];
+  /** Every hls.js error detail, for diagnosis. */
+  errors: string[];
+  /** ms since page load when the first frame played. */
+  playingSince: number | null;
+}
+
+export interface PlayerEvents {
+  /** The playlist is not there yet (the stream is starting) or went away. */
+  onUnavailable(reason: string): void;
+  onPlaying(): void;
+  onLevels(levels: { index: number; name: string }[]): void;
+  onLevelSwitched(index: number, name: string, auto: boolean): void;
+  /** The media ended (ENDLIST reached): the stream is over. */
+  onEnded(): void;
+}
+
+const levelName = (level: Level | undefined) => (level ? `${level.height}p` : '?');
+
+export class Player {
+  readonly stats: PlayerStats = { stalls: 0, waiting: 0, fatal: [], errors: [], playingSince: null };
+  private hls: Hls | null = null;
+  private retry: number | undefined;
+  private destroyed = false;
+
+  constructor(
+    readonly video: HTMLVideoElement,
+    private readonly src: string,
+    private readonly events: PlayerEvents,
+  ) {
+    video.addEventListener('playing', () => {
+      if (this.stats.playingSince === null) this.stats.playingSince = performance.now();
+      this.events.onPlaying();
+    });
+    video.addEventListener('waiting', () => {
+      if (this.stats.playingSince !== null) this.stats.waiting++;
+    });
+    video.addEventListener('ended', () => this.events.onEnded());
+  }
+
+  get instance(): Hls | null {
+    return this.hls;
+  }
+
+  get started(): boolean {
+    return this.hls !== null;
+  }
+
+  start(): void {
+    if (this.hls || this.destroyed) return;
+    if (!Hls.isSupported()) {
+      this.events.onUnavailable('this browser cannot play HLS with Media Source Extensions');
+      return;
+    }
+    // Defaults on purpose: liveSyncDurationCount 3 is what the zero-stall failover test holds us to.
+    const hls = new Hls({ liveSyncDurationCount: 3, enableWorker: true, backBufferLength: 30 });
+    this.hls = hls;
+    hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
+      this.events.onLevels(data.levels.map((l, index) => ({ index, name: levelName(l) })));
+      this.video.play().catch(() => {
+        // Autoplay with sound may be refused; the page starts muted, so this is rare. The controls remain.
+      });
+    });
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_e, data) =>
+      this.events.onLevelSwitched(data.level, levelName(hls.levels[data.level]), hls.autoLevelEnabled),
+    );
+    hls.on(Hls.Events.ERROR, (_e, data) => this.onError(data));
+    hls.loadSource(this.src);
+    hls.attachMedia(this.video);
+  }
+
+  private onError(data: ErrorData): void {
+    this.stats.errors.push(data.details);
+    if (data.details === Hls.ErrorDetails.BUFFER_STALLED_ERROR && this.stats.playingSince !== null)
+      this.stats.stalls++;
+    if (!data.fatal) return;
+    this.stats.fatal.push(data.details);
+    const hls = this.hls;
+    if (!hls) return;
+    const manifestMissing =
+      data.details === Hls.ErrorDetails.MANIFEST_LOAD_ERROR ||
+      data.details === Hls.ErrorDetails.MANIFEST_LOAD_TIMEOUT ||
+      data.details === Hls.ErrorDetails.MANIFEST_PARSING_ERROR;
+    if (manifestMissing || data.details === Hls.ErrorDetails.LEVEL_EMPTY_ERROR) {
+      // No playlist yet (starting) or any more: start over in a moment.
+      this.events.onUnavailable('starting');
+      this.restart(1000);
+    } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+      hls.recoverMediaError();
+    } else if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+      this.events.onUnavailable('network');
+      this.restart(2000);
+    } else {
+      this.restart(2000);
+    }
+  }
+
+  private restart(afterMs: number): void {
+    this.hls?.destroy();
+    this.hls = null;
+    clearTimeout(this.retry);
+    this.retry = window.setTimeout(() => this.start(), afterMs);
+  }
+
+  stop(): void {
+    clearTimeout(this.retry);
+    this.hls?.destroy();
+    this.hls = null;
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+    this.stop();
+  }
+
+  /** -1: automatic (ABR); otherwise a level index, switched at once (the buffer is flushed). */
+  setLevel(index: number): void {
+    if (!this.hls) return;
+    this.hls.currentLevel = index;
+  }
+
+  /** Seconds behind the live edge hls.js aims for, or null when not known yet. */
+  get latency(): number | null {
+    const l = this.hls?.latency;
+    return l !== undefined && Number.isFinite(l) && l > 0 ? l : null;
+  }
+
+  /** How far the picture is behind the live sync point (seconds); > a segment or two: not "live". */
+  get behindLive(): number | null {
+    const edge = this.hls?.liveSyncPosition;
+    if (edge === null || edge === undefined) return null;
+    return Math.max(0, edge - this.video.currentTime);
+  }
+
+  goLive(): void {
+    const edge = this.hls?.liveSyncPosition;
+    if (edge !== null && edge !== undefined) this.video.currentTime = edge;
+    void this.video.play().catch(() => undefined);
+  }
+
+  get targetDuration(): number {
+    return this.hls?.levels[this.hls.currentLevel]?.details?.targetduration ?? 1;
+  }
+
+  /**
+   * The wall-clock time (ms, the platform's clock) of the frame on screen, from EXT-X-PROGRAM-DATE-TIME;
+   * null while nothing plays. The chat shows a message once the video has reached its time.
+   */
+  videoClock(): number | null {
+    if (!this.hls || this.video.paused || this.video.readyState < 2) return null;
+    const date = this.hls.playingDate;
+    return date ? date.getTime() : null;
+  }
+}

@@ -1,0 +1,360 @@
+// What the pages show live, kept in memory from NATS (browsers never talk NATS): each stream's lifecycle
+// state (one ordered consumer over LIVE_EVENTS, starting with the last event of every subject), assignments
+// and chat pods (KV watches), worker heartbeats and source health (core subscriptions). Every message is
+// validated with the contracts' schemas through @live/bus; listeners get state changes, not raw traffic.
+import { decode, type KvWatch, subscribeValidated, watchKv } from '@live/bus';
+import {
+  type AssignmentRecord,
+  assignmentRecord,
+  buckets,
+  type ChatNodeRecord,
+  chatNodeRecord,
+  type IngestHealth,
+  ingestHealth,
+  type LifecycleEvent,
+  lifecycleEvent,
+  streams,
+  subjects,
+  type TranscoderHeartbeat,
+  transcoderHeartbeat,
+} from '@live/contracts';
+import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
+import type { NatsConnection, Subscription } from '@nats-io/nats-core';
+import type { Logger } from 'pino';
+import type {
+  FleetFailover,
+  FleetSnapshot,
+  FleetStream,
+  SourceHealth,
+  StreamState,
+  StreamStateName,
+} from '../shared/api.js';
+import { Listeners } from './listeners.js';
+
+/** A worker without a heartbeat for this long is shown as lost (the supervisor decides at 450 ms). */
+const WORKER_ALIVE_MS = 1500;
+/** ...and dropped from the view after this long (a worker that went away for good). */
+const WORKER_FORGET_MS = 60_000;
+/** A chat pod reports every second; three missed reports and it is dead (as the pods themselves judge). */
+const CHAT_POD_ALIVE_MS = 3500;
+const FAILOVERS_KEPT = 20;
+
+interface StreamEntry {
+  state: StreamStateName;
+  sourceStalled: boolean;
+  lastEvent: string | null;
+  lastEventAt: string | null;
+  since: number | null;
+}
+
+export interface LiveStateOptions {
+  nc: NatsConnection;
+  logger: Logger;
+  /** Fleet snapshots go out at most this often, except right after a lifecycle event. */
+  throttleMs: number;
+}
+
+export class LiveState {
+  private readonly streamEntries = new Map<string, StreamEntry>();
+  private readonly assignments = new Map<string, AssignmentRecord>();
+  private readonly workers = new Map<string, { beat: TranscoderHeartbeat; seenAt: number }>();
+  private readonly health = new Map<string, { value: IngestHealth; seenAt: number }>();
+  private readonly chatPods = new Map<string, ChatNodeRecord>();
+  private readonly failovers: FleetFailover[] = [];
+  readonly stateListeners = new Listeners<StreamState>();
+  readonly healthListeners = new Listeners<SourceHealth>();
+  readonly lifecycleListeners = new Listeners<LifecycleEvent>();
+  readonly fleetListeners = new Listeners<FleetSnapshot>();
+  private subscriptions: Subscription[] = [];
+  private watches: KvWatch[] = [];
+  private stopConsumer: (() => Promise<void>) | undefined;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private lastFlushAt = 0;
+  private tick: NodeJS.Timeout | undefined;
+  private caughtUp = false;
+
+  constructor(private readonly options: LiveStateOptions) {}
+
+  /** Ready once the lifecycle history and both buckets have been read. */
+  get ready(): boolean {
+    return this.caughtUp;
+  }
+
+  async start(): Promise<void> {
+    const { nc, logger } = this.options;
+    const assignmentWatch = await watchKv({
+      nc,
+      logger,
+      bucket: buckets.assignments,
+      schema: assignmentRecord,
+      onPut: (record) => {
+        this.assignments.set(record.streamId, record);
+        this.changed();
+      },
+      onDelete: (key) => {
+        this.assignments.delete(key);
+        this.changed();
+      },
+    });
+    const chatWatch = await watchKv({
+      nc,
+      logger,
+      bucket: buckets.chatNodes,
+      schema: chatNodeRecord,
+      onPut: (record) => {
+        this.chatPods.set(record.podId, record);
+        this.changed();
+      },
+      onDelete: (key) => {
+        this.chatPods.delete(key);
+        this.changed();
+      },
+    });
+    this.watches = [assignmentWatch, chatWatch];
+    this.subscriptions = [
+      subscribeValidated({
+        nc,
+        logger,
+        subject: subjects.allTranscoderHealth,
+        schema: transcoderHeartbeat,
+        name: 'web-heartbeats',
+        handler: (beat) => {
+          this.workers.set(beat.workerId, { beat, seenAt: Date.now() });
+          this.changed();
+        },
+      }),
+      subscribeValidated({
+        nc,
+        logger,
+        subject: subjects.allIngestHealth,
+        schema: ingestHealth,
+        name: 'web-ingest-health',
+        handler: (value) => {
+          this.health.set(value.streamId, { value, seenAt: Date.now() });
+          this.healthListeners.emit(value.streamId, {
+            at: value.at,
+            kbps: Math.round((value.bytesPerSec * 8) / 1000),
+            fps: value.fps,
+            keyframeIntervalMs: value.keyframeIntervalMs,
+            silentForMs: value.silentForMs,
+            state: value.state,
+          });
+          this.changed();
+        },
+      }),
+    ];
+    await this.followLifecycle();
+    await Promise.all([assignmentWatch.initialized, chatWatch.initialized]);
+    // Liveness is judged by silence, which no message announces: look again every second.
+    this.tick = setInterval(() => this.changed(), 1000).unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.tick);
+    clearTimeout(this.flushTimer);
+    for (const s of this.subscriptions) s.unsubscribe();
+    for (const w of this.watches) w.stop();
+    await this.stopConsumer?.();
+  }
+
+  streamState(streamId: string): StreamState {
+    const entry = this.streamEntries.get(streamId);
+    return {
+      streamId,
+      state: entry?.state ?? 'offline',
+      sourceStalled: entry?.sourceStalled ?? false,
+      lastEvent: entry?.lastEvent ?? null,
+      lastEventAt: entry?.lastEventAt ?? null,
+      since: entry?.since ?? null,
+    };
+  }
+
+  latestHealth(streamId: string): SourceHealth | null {
+    const h = this.health.get(streamId)?.value;
+    return h
+      ? {
+          at: h.at,
+          kbps: Math.round((h.bytesPerSec * 8) / 1000),
+          fps: h.fps,
+          keyframeIntervalMs: h.keyframeIntervalMs,
+          silentForMs: h.silentForMs,
+          state: h.state,
+        }
+      : null;
+  }
+
+  /**
+   * One ordered consumer for the whole process: the last event of each subject first (so a page opened
+   * long after `started` still knows the stream is live), then every new one. It is caught up when the
+   * server says nothing is pending.
+   */
+  private async followLifecycle(): Promise<void> {
+    const { nc, logger } = this.options;
+    const js = jetstream(nc);
+    const consumer = await js.consumers.get(streams.events, {
+      filter_subjects: subjects.allStreamEvents,
+      deliver_policy: DeliverPolicy.LastPerSubject,
+    });
+    const info = await consumer.info(true);
+    let markCaughtUp!: () => void;
+    const caughtUp = new Promise<void>((resolve) => {
+      markCaughtUp = resolve;
+    });
+    if (info.num_pending === 0) markCaughtUp();
+    const messages = await consumer.consume();
+    this.stopConsumer = async () => {
+      await messages.close();
+    };
+    void (async () => {
+      for await (const m of messages) {
+        const decoded = decode(lifecycleEvent, m.data);
+        if (decoded.ok) this.onLifecycle(decoded.value);
+        else logger.warn({ subject: m.subject, reason: decoded.reason }, 'invalid lifecycle event skipped');
+        if (m.info.pending === 0) markCaughtUp();
+      }
+    })().catch((error: unknown) =>
+      logger.error({ err: (error as Error).message }, 'lifecycle consumer stopped'),
+    );
+    await caughtUp;
+    this.caughtUp = true;
+  }
+
+  private onLifecycle(event: LifecycleEvent): void {
+    const entry: StreamEntry = this.streamEntries.get(event.streamId) ?? {
+      state: 'offline',
+      sourceStalled: false,
+      lastEvent: null,
+      lastEventAt: null,
+      since: null,
+    };
+    const at = Date.parse(event.at);
+    if (event.type === 'started') {
+      entry.state = 'live';
+      entry.sourceStalled = false;
+      entry.since = at;
+    } else if (event.type === 'ended') {
+      entry.state = 'ended';
+      entry.sourceStalled = false;
+      entry.since = at;
+    } else if (event.type === 'source_stalled') {
+      entry.sourceStalled = true;
+    } else if (event.type === 'source_resumed') {
+      entry.sourceStalled = false;
+    } else if (event.type === 'failover' || event.type === 'moved') {
+      this.failovers.unshift({
+        id: event.id,
+        type: event.type,
+        streamId: event.streamId,
+        at: event.at,
+        fromWorker: event.fromWorker,
+        toWorker: event.toWorker,
+        reason: event.reason,
+        epoch: event.epoch,
+        detectionMs: event.type === 'failover' ? event.detectionMs : null,
+        switchMs: event.switchMs,
+        handoverMs: event.type === 'moved' ? event.handoverMs : null,
+        gapless: event.type === 'moved' ? event.gapless : null,
+      });
+      // The initial last-per-subject replay is in stream order, so newest first holds after sorting.
+      this.failovers.sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
+      this.failovers.length = Math.min(this.failovers.length, FAILOVERS_KEPT);
+    }
+    entry.lastEvent = event.type;
+    entry.lastEventAt = event.at;
+    this.streamEntries.set(event.streamId, entry);
+    this.stateListeners.emit(event.streamId, this.streamState(event.streamId));
+    this.lifecycleListeners.emit(event.streamId, event);
+    // A failover is what an operator watches for: it goes out now, not at the next throttled flush.
+    this.changed(true);
+  }
+
+  /** Schedules a fleet snapshot for the ops pages (throttled; at once when urgent). */
+  private changed(urgent = false): void {
+    if (!this.fleetListeners.has('')) return;
+    if (urgent) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+      this.flush();
+      return;
+    }
+    if (this.flushTimer) return;
+    const wait = this.lastFlushAt + this.options.throttleMs - Date.now();
+    if (wait <= 0) this.flush();
+    else this.flushTimer = setTimeout(() => this.flush(), wait);
+  }
+
+  private flush(): void {
+    this.flushTimer = undefined;
+    this.lastFlushAt = Date.now();
+    this.fleetListeners.emit('', this.fleet());
+  }
+
+  fleet(): FleetSnapshot {
+    const now = Date.now();
+    for (const [id, w] of this.workers) if (now - w.seenAt > WORKER_FORGET_MS) this.workers.delete(id);
+    for (const [id, h] of this.health) if (now - h.seenAt > WORKER_FORGET_MS) this.health.delete(id);
+    const progress = new Map<string, { speed: number; state: string; lastSegmentAt: number | null }>();
+    for (const { beat, seenAt } of this.workers.values()) {
+      if (now - seenAt > WORKER_ALIVE_MS) continue;
+      for (const s of beat.streams) progress.set(`${beat.workerId}/${s.streamId}`, s);
+    }
+    const ids = new Set([...this.assignments.keys(), ...this.streamEntries.keys()]);
+    const streamsView: FleetStream[] = [...ids].sort().map((streamId) => {
+      const a = this.assignments.get(streamId);
+      const state = this.streamState(streamId);
+      const h = this.health.get(streamId);
+      const p = a ? progress.get(`${a.workerId}/${streamId}`) : undefined;
+      const assigned = a?.state === 'assigned';
+      return {
+        streamId,
+        state: state.state,
+        sourceStalled: state.sourceStalled,
+        workerId: assigned ? a.workerId : null,
+        epoch: a?.epoch ?? null,
+        renditions: a?.ladder.map((r) => r.name) ?? [],
+        handoverFrom: assigned ? (a.handoverFrom?.workerId ?? null) : null,
+        source:
+          h && now - h.seenAt < WORKER_ALIVE_MS
+            ? {
+                kbps: Math.round((h.value.bytesPerSec * 8) / 1000),
+                fps: h.value.fps,
+                keyframeIntervalMs: h.value.keyframeIntervalMs,
+                state: h.value.state,
+              }
+            : null,
+        encoder: p
+          ? {
+              speed: p.speed,
+              state: p.state,
+              lastSegmentAgoMs: p.lastSegmentAt === null ? null : Math.max(0, now - p.lastSegmentAt),
+            }
+          : null,
+      };
+    });
+    return {
+      at: now,
+      streams: streamsView.filter((s) => s.state === 'live' || s.workerId !== null),
+      workers: [...this.workers.values()]
+        .map(({ beat, seenAt }) => ({
+          workerId: beat.workerId,
+          slots: beat.slots,
+          free: beat.free,
+          draining: beat.draining,
+          alive: now - seenAt <= WORKER_ALIVE_MS,
+          lastSeenAgoMs: now - seenAt,
+          streams: beat.streams.map((s) => s.streamId),
+        }))
+        .sort((a, b) => a.workerId.localeCompare(b.workerId)),
+      chatPods: [...this.chatPods.values()]
+        .map((p) => ({
+          podId: p.podId,
+          connections: p.connections,
+          capacity: p.capacity,
+          draining: p.draining,
+          alive: now - p.at <= CHAT_POD_ALIVE_MS,
+        }))
+        .sort((a, b) => a.podId.localeCompare(b.podId)),
+      failovers: [...this.failovers],
+    };
+  }
+}

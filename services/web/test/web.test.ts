@@ -1,0 +1,256 @@
+// The web service against the whole platform as real processes (nats-server, ingest, supervisor, 2+
+// transcoders, packager, chat, web) with a synthetic 640x360 publisher, and Debian's Chromium driving the
+// pages. Every wait is for a fact (a DOM state, an event, a counter), never a fixed time.
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { decode } from '@live/bus';
+import { buckets, type LifecycleEventOf, lifecycleEvent, workerRecord } from '@live/contracts';
+import { type Child, repoRoot, startPublisher, waitFor } from '@live/testing';
+import { Kvm } from '@nats-io/kv';
+import type { Page } from 'playwright-core';
+import { type Platform, startPlatform, WEB_TEST_ADMIN_TOKEN } from '../../../tests/e2e/platform.js';
+import { openBrowser, type Person } from './browser.js';
+
+const STREAM = 'webtest';
+const SHOTS = join(repoRoot, 'services/web/test/screenshots');
+const ADMIN = { authorization: `Bearer ${WEB_TEST_ADMIN_TOKEN}` };
+
+let platform: Platform;
+let publisher: Child;
+let viewer: Person;
+const others: Person[] = [];
+const extraChildren: Child[] = [];
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  platform = await startPlatform({ workers: 2, chat: true, web: true });
+  const key = await platform.createKey(STREAM);
+  publisher = startPublisher({ url: platform.publishUrl(key), width: 640, height: 360, gopSeconds: 1 });
+  // The stream is watchable once both renditions are listed in the master playlist.
+  await waitFor(async () => ((await platform.master(STREAM))?.variants.length ?? 0) >= 2, {
+    timeoutMs: 30_000,
+    what: 'the master playlist',
+  });
+  viewer = await openBrowser();
+});
+
+after(async () => {
+  for (const p of [viewer, ...others]) await p?.close();
+  await Promise.all(extraChildren.map((c) => c.stop('SIGTERM', 3000)));
+  await publisher?.stop('SIGTERM', 3000);
+  await platform?.stop();
+});
+
+// biome-ignore lint/suspicious/noExplicitAny: JSON replies, read field by field
+const json = async (res: Response): Promise<any> => res.json();
+const web = (path: string) => `${platform.webUrl}${path}`;
+const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+  fetch(web(path), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+
+// biome-ignore lint/suspicious/noExplicitAny: the page's test hook, read field by field
+type PageHook = any;
+const stats = (page: Page) =>
+  page.evaluate(() => {
+    const live = (window as PageHook).__live;
+    const hls = live.hls();
+    return {
+      ...live.stats,
+      currentTime: live.video.currentTime as number,
+      videoHeight: live.video.videoHeight as number,
+      level: hls?.currentLevel as number,
+      latency: hls?.latency as number,
+    };
+  });
+
+async function waitForPlaying(page: Page, minSeconds: number): Promise<void> {
+  await page.waitForFunction(
+    (min) => {
+      const live = (window as PageHook).__live;
+      return live && live.stats.playingSince !== null && live.video.currentTime > min;
+    },
+    minSeconds,
+    { timeout: 30_000, polling: 100 },
+  );
+}
+
+test('gateway: clear 4xx for bad input, admin APIs need the token, guests get chat tokens', async () => {
+  const config = await json(await fetch(web('/api/config')));
+  assert.equal(config.auth, 'token');
+  assert.equal(config.admin, false);
+  assert.equal((await json(await fetch(web('/api/config'), { headers: ADMIN }))).admin, true);
+
+  const unauthorized = await fetch(web('/api/fleet'));
+  assert.equal(unauthorized.status, 401);
+  assert.match((await json(unauthorized)).error, /admin token/);
+  assert.equal((await post('/api/studio/keys', { streamId: 'x' })).status, 401);
+  assert.equal((await post('/api/ops/drain', { workerId: 'w1' })).status, 401);
+  assert.equal((await post('/api/chat/token', { room: STREAM, role: 'moderator' })).status, 401);
+  assert.equal((await post('/api/login', { token: 'wrong' })).status, 401);
+  const login = await post('/api/login', { token: WEB_TEST_ADMIN_TOKEN });
+  assert.equal(login.status, 200);
+  assert.match(login.headers.get('set-cookie') ?? '', /HttpOnly; SameSite=Strict/);
+
+  const badId = await post('/api/studio/keys', { streamId: 'Not An Id' }, ADMIN);
+  assert.equal(badId.status, 400);
+  assert.match((await json(badId)).error, /streamId: stream id must match/);
+  assert.equal((await post('/api/studio/keys', '{"streamId":', ADMIN)).status, 400);
+  assert.equal((await post('/api/studio/keys', { streamId: 'a', extra: 1 }, ADMIN)).status, 400);
+  const form = await fetch(web('/api/studio/keys'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...ADMIN },
+    body: 'streamId=a',
+  });
+  assert.equal(form.status, 415, 'a cross-site form post is refused');
+  assert.equal((await post('/api/studio/keys', { streamId: 'x'.repeat(5000) }, ADMIN)).status, 413);
+  // The supervisor's refusal comes back as a 4xx with its reason.
+  const move = await post('/api/ops/move', { streamId: 'nobody-here' }, ADMIN);
+  assert.ok(move.status >= 400 && move.status < 500, `move of an unknown stream: ${move.status}`);
+  assert.match((await json(move)).error, /nobody-here/);
+  assert.equal((await fetch(web('/api/events?stream=BAD'))).status, 400);
+  assert.equal((await fetch(web('/api/nothing'))).status, 404);
+  assert.equal((await fetch(web('/api/studio/keys'))).status, 405);
+  assert.equal((await fetch(web('/watch/Bad<id>'))).status, 404);
+
+  const guest = await post('/api/chat/token', { room: STREAM });
+  assert.equal(guest.status, 200);
+  const token = await json(guest);
+  assert.match(token.userId, /^guest-/);
+  assert.ok(token.token.split('.').length === 3, 'a JWT');
+  // HLS through the web service, from the packager's origin.
+  const master = await fetch(web(`/hls/${STREAM}/master.m3u8`));
+  assert.equal(master.status, 200);
+  assert.equal(master.headers.get('content-type'), 'application/vnd.apple.mpegurl');
+  const page = await fetch(web(`/watch/${STREAM}`));
+  assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+});
+
+test('watch: plays (currentTime advances, no hls.js error), shows latency and the live edge', async () => {
+  const { page } = viewer;
+  await page.goto(web(`/watch/${STREAM}`));
+  await waitForPlaying(page, 2);
+  const first = await stats(page);
+  await page.waitForFunction(
+    (t) => (window as PageHook).__live.video.currentTime > t + 2,
+    first.currentTime,
+    {
+      timeout: 15_000,
+    },
+  );
+  const s = await stats(page);
+  assert.deepEqual(s.fatal, [], 'no fatal hls.js error');
+  assert.deepEqual(
+    s.errors.filter((e: string) => e !== 'bufferStalledError'),
+    [],
+    `no hls.js error: ${s.errors.join(', ')}`,
+  );
+  assert.equal(await page.getAttribute('body', 'data-view'), 'playing');
+  await page.waitForFunction(() => /\d+\.\d s/.test(document.getElementById('latency')?.textContent ?? ''));
+  assert.equal(await page.textContent('#live-badge'), 'LIVE');
+  await page.screenshot({ path: join(SHOTS, 'watch.png') });
+});
+
+test('watch: quality switching (auto + each rendition) changes the decoded picture', async () => {
+  const { page } = viewer;
+  const options = await page.$$eval('#quality option', (o) => o.map((x) => x.textContent));
+  assert.deepEqual(options, ['Auto', '360p', '240p']);
+  await page.selectOption('#quality', { label: '240p' });
+  await page.waitForFunction(() => (window as PageHook).__live.video.videoHeight === 240, null, {
+    timeout: 20_000,
+  });
+  assert.equal(await page.textContent('#quality-current'), '240p');
+  await page.selectOption('#quality', { label: '360p' });
+  await page.waitForFunction(() => (window as PageHook).__live.video.videoHeight === 360, null, {
+    timeout: 20_000,
+  });
+  await page.selectOption('#quality', { label: 'Auto' });
+  await page.waitForFunction(() =>
+    /^auto/.test(document.getElementById('quality-current')?.textContent ?? ''),
+  );
+  assert.deepEqual((await stats(page)).fatal, []);
+});
+
+test('chat: round trip between two browsers, HTML shown as text, moderation, polite rate limit', async () => {
+  const a = viewer.page;
+  await a.waitForSelector('#chat[data-connected="true"]');
+  const moderator = await openBrowser();
+  others.push(moderator);
+  await moderator.context.addCookies([
+    {
+      name: 'live_admin',
+      value: WEB_TEST_ADMIN_TOKEN,
+      url: platform.webUrl,
+      httpOnly: true,
+      sameSite: 'Strict',
+    },
+  ]);
+  const b = moderator.page;
+  await b.goto(web(`/watch/${STREAM}?as=moderator`));
+  await b.waitForSelector('#chat[data-connected="true"][data-role="moderator"]');
+  await waitForPlaying(b, 1);
+
+  // In step with the video (the default): shown on B once B's picture reaches the message's time.
+  const sentAt = Date.now();
+  await a.fill('#chat-input', 'hello from A');
+  await a.press('#chat-input', 'Enter');
+  await a.waitForSelector('#chat-messages li:has-text("hello from A")', { timeout: 5000 });
+  await b.waitForSelector('#chat-messages li:has-text("hello from A")', { timeout: 20_000 });
+  const heldMs = Date.now() - sentAt;
+  const bLatency = (await stats(b)).latency;
+  console.log(
+    `chat held back on B: shown ${heldMs} ms after sending; B's video latency ${bLatency?.toFixed(2)} s`,
+  );
+
+  // Out of step: at once.
+  await b.uncheck('#chat-sync');
+  const payloads = ['<img src=x onerror="window.__xss=1">', '<script>window.__xss=2</script><b>bold</b>'];
+  for (const text of payloads) {
+    await a.fill('#chat-input', text);
+    await a.press('#chat-input', 'Enter');
+  }
+  await b.waitForFunction(
+    (texts) => {
+      const shown = [...document.querySelectorAll('#chat-messages li .text')].map((e) => e.textContent);
+      return texts.every((t) => shown.includes(t));
+    },
+    payloads,
+    { timeout: 10_000 },
+  );
+  for (const page of [a, b]) {
+    const html = await page.evaluate(() => ({
+      xss: (window as PageHook).__xss,
+      img: document.querySelectorAll('#chat-messages img, #chat-messages script, #chat-messages b').length,
+    }));
+    assert.deepEqual(html, { xss: undefined, img: 0 }, 'markup in messages is text, nothing ran');
+  }
+  await b.screenshot({ path: join(SHOTS, 'watch-chat-moderator.png') });
+
+  // The moderator deletes A's message: it disappears for A too.
+  const seq = await b.getAttribute('#chat-messages li:has-text("onerror") ', 'data-seq');
+  assert.ok(seq);
+  await b.click(`#chat-messages li[data-seq="${seq}"] .mod-delete`);
+  await a.waitForSelector(`#chat-messages li[data-seq="${seq}"]`, { state: 'detached', timeout: 10_000 });
+
+  // Flooding: the chat's per-user limit answers rate_limited; the page says so politely.
+  for (let i = 0; i < 8; i++) {
+    await a.fill('#chat-input', `quick ${i}`);
+    await a.press('#chat-input', 'Enter');
+  }
+  await a.waitForFunction(
+    () => /a little fast/.test(document.getElementById('chat-notice')?.textContent ?? ''),
+    null,
+    {
+      timeout: 10_000,
+    },
+  );
+  await a.screenshot({ path: join(SHOTS, 'watch-chat-viewer.png') });
+  assert.deepEqual(
+    viewer.problems.filter((p) => !/429|Failed to load resource/.test(p)),
+    [],
+  );
+});
