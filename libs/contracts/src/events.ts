@@ -56,10 +56,11 @@ export const streamEnded = z.object({
   ...base,
   type: z.literal('ended'),
   /**
-   * publisher_left: no reconnect within the grace period; ingest_lost: the ingest holding the stream vanished
+   * publisher_stopped: the streamer stopped (RTMP deleteStream before hanging up), ended at once;
+   * publisher_left: the connection dropped and no reconnect came within the grace period; ingest_lost: the ingest holding the stream vanished
    * (its health reports stopped) and the streamer did not come back anywhere within the grace period.
    */
-  reason: z.enum(['publisher_left', 'key_revoked', 'rejected', 'ingest_lost']),
+  reason: z.enum(['publisher_stopped', 'publisher_left', 'key_revoked', 'rejected', 'ingest_lost']),
   durationMs: z.number().int().nonnegative(),
 });
 

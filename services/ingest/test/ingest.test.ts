@@ -77,6 +77,26 @@ test('a valid key goes live: started carries the source description and an inter
   assert.deepEqual(h.invalid, []);
 });
 
+test('a publisher that stops (RTMP deleteStream, as OBS and ffmpeg send) ends the stream at once, without a grace', async () => {
+  const key = await h.createKey('stopper');
+  // A 2 s source: ffmpeg reaches the end of its input, sends deleteStream and hangs up.
+  const publisher = publish(key, { durationSec: 2 });
+  const started = await h.waitForEvent('stopper', 'started');
+  const exit = await within(publisher.exited, 15_000, 'the 2 s publisher to finish');
+  assert.equal(exit.code, 0);
+  const exitedAt = Date.now();
+  const ended = await h.waitForEvent('stopper', 'ended', { timeoutMs: 10_000 });
+  assert.equal(ended.reason, 'publisher_stopped');
+  assert.equal(ended.sessionId, started.sessionId);
+  // The harness's reconnect grace is 3 s: the end came long before it would have run out.
+  const afterExitMs = Date.parse(ended.at) - exitedAt;
+  assert.ok(afterExitMs < 1000, `ended ${afterExitMs} ms after the publisher exited`);
+  assert.deepEqual(
+    h.eventsOf('stopper').map((e) => e.type),
+    ['started', 'ended'],
+  );
+});
+
 test('an unknown key is refused at once and leaves no ghost publisher behind', async () => {
   const bad = publish('live_not_a_key');
   const exit = await within(bad.exited, 5000, 'ffmpeg with a bad key to be refused');

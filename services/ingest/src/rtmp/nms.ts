@@ -33,6 +33,8 @@ export interface NmsRtmp {
   parserPacket: { header: { length: number; type: number; stream_id: number } };
   onPublish(message: NmsCommand): void;
   onPlay(message: NmsCommand): void;
+  /** Called for the RTMP deleteStream command (a no-op in NMS). */
+  onDeleteStream(message: NmsCommand): void;
   packetAlloc(): void;
   packetParse(): void;
   sendStatusMessage(streamId: number, level: string, code: string, description: string): void;

@@ -43,8 +43,11 @@ export interface RtmpHooks {
   packet(session: NmsSession, packet: NmsPacket): void;
   /** Bytes arrived from an accepted publisher (for stall detection). */
   data(session: NmsSession): void;
-  /** An accepted publisher's connection closed. */
-  publisherClosed(session: NmsSession): void;
+  /**
+   * An accepted publisher's connection closed. `deliberate`: it sent RTMP deleteStream first (OBS's "Stop
+   * Streaming", ffmpeg at the end of its input); a dropped connection sends nothing.
+   */
+  publisherClosed(session: NmsSession, deliberate: boolean): void;
 }
 
 export class RtmpInputError extends Error {
@@ -227,6 +230,15 @@ export class IngestRtmpServer {
       established = !session.socket.destroyed;
     };
 
+    // A publisher that is done says so before it hangs up (librtmp/OBS and ffmpeg send deleteStream when
+    // they stop); a network drop does not. Only the latter deserves a reconnect grace.
+    let unpublished = false;
+    const onDeleteStream = rtmp.onDeleteStream.bind(rtmp);
+    rtmp.onDeleteStream = (message) => {
+      if (session.isPublisher) unpublished = true;
+      onDeleteStream(message);
+    };
+
     const onData = session.onData;
     session.onData = (data: Buffer) => {
       if (refused) return;
@@ -254,7 +266,7 @@ export class IngestRtmpServer {
     socket.on('close', () => {
       clearTimeout(timer);
       this.sockets.delete(socket);
-      if (session.isPublisher) hooks.publisherClosed(session);
+      if (session.isPublisher) hooks.publisherClosed(session, unpublished);
     });
     session.run();
     nmsContext.sessions.set(session.id, session);

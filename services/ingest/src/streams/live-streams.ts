@@ -231,7 +231,7 @@ export class LiveStreams implements RtmpHooks {
     }
   }
 
-  publisherClosed(session: NmsSession): void {
+  publisherClosed(session: NmsSession, deliberate: boolean): void {
     const stream = this.bySession.get(session);
     this.bySession.delete(session);
     if (!stream || stream.session !== session) return;
@@ -240,6 +240,11 @@ export class LiveStreams implements RtmpHooks {
     if (stream.announce === 'started') {
       // Never announced: nothing downstream knows of it.
       this.forget(stream);
+      return;
+    }
+    if (deliberate) {
+      // The streamer pressed Stop: viewers see the end now, not after a reconnect grace nobody will use.
+      this.end(stream, 'publisher_stopped');
       return;
     }
     stream.state = 'reconnecting';
@@ -347,7 +352,10 @@ export class LiveStreams implements RtmpHooks {
     }
   }
 
-  private end(stream: LiveStream, reason: 'publisher_left' | 'key_revoked' | 'rejected'): void {
+  private end(
+    stream: LiveStream,
+    reason: 'publisher_stopped' | 'publisher_left' | 'key_revoked' | 'rejected',
+  ): void {
     if (this.byId.get(stream.streamId) !== stream) return;
     this.emit(stream, {
       type: 'ended',
