@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { decode } from '@live/bus';
-import { buckets, type LifecycleEventOf, lifecycleEvent, workerRecord } from '@live/contracts';
+import { buckets, type LifecycleEventOf, segmentEvent, subjects, workerRecord } from '@live/contracts';
 import { type Child, repoRoot, startPublisher, waitFor } from '@live/testing';
 import { Kvm } from '@nats-io/kv';
 import type { Page } from 'playwright-core';
@@ -249,8 +249,218 @@ test('chat: round trip between two browsers, HTML shown as text, moderation, pol
     },
   );
   await a.screenshot({ path: join(SHOTS, 'watch-chat-viewer.png') });
+  // Two cores: a second video decoder would compete with the transcoders during the failover test.
+  await moderator.close();
   assert.deepEqual(
     viewer.problems.filter((p) => !/429|Failed to load resource/.test(p)),
+    [],
+  );
+});
+
+/** The worker process transcoding a stream now (from the assignment and the worker's registered pid). */
+async function activeWorker(streamId: string): Promise<{ workerId: string; epoch: number; child: Child }> {
+  const kvm = new Kvm(platform.nc);
+  const assignment = await (await kvm.open(buckets.assignments)).get(streamId);
+  const a = assignment?.json<{ workerId: string; epoch: number }>();
+  assert.ok(a, `${streamId} is assigned`);
+  const record = await (await kvm.open(buckets.workers)).get(a.workerId);
+  const decoded = record ? decode(workerRecord, record.value) : null;
+  assert.ok(decoded?.ok, `worker ${a.workerId} is registered`);
+  const child = platform.workers.find((w) => w.pid === decoded.value.pid && !w.hasExited());
+  assert.ok(child, `worker ${a.workerId} (pid ${decoded.value.pid}) is one of ours`);
+  return { workerId: a.workerId, epoch: a.epoch, child };
+}
+
+test('failover while watching: 3 SIGKILLs of the active worker, zero stalls at default live sync; ops shows each within 1 s', async () => {
+  const { page } = viewer;
+  await waitForPlaying(page, 1);
+  const ops = await openBrowser();
+  others.push(ops);
+  await ops.context.addCookies([
+    {
+      name: 'live_admin',
+      value: WEB_TEST_ADMIN_TOKEN,
+      url: platform.webUrl,
+      httpOnly: true,
+      sameSite: 'Strict',
+    },
+  ]);
+  await ops.page.goto(web('/ops'));
+  await ops.page.waitForSelector(`#streams-body tr[data-stream="${STREAM}"]`);
+  const config = await page.evaluate(() => (window as PageHook).__live.hls().config.liveSyncDurationCount);
+  assert.equal(config, 3, 'the player runs at its default live sync');
+
+  // Diagnosis beside the counts: the player's buffer ahead of the playhead (sampled in the page every
+  // 100 ms) and when each segment of the stream was announced, so a stall can be explained.
+  await page.evaluate(() => {
+    const w = window as PageHook;
+    w.__ahead = [];
+    w.__frozenMs = 0;
+    let last = -1;
+    setInterval(() => {
+      const v = w.__live.video as HTMLVideoElement;
+      const end = v.buffered.length ? v.buffered.end(v.buffered.length - 1) : v.currentTime;
+      w.__ahead.push([Date.now(), end - v.currentTime]);
+      // The picture froze: the playhead did not move in 100 ms while not paused.
+      if (!v.paused && v.currentTime === last) w.__frozenMs += 100;
+      last = v.currentTime;
+    }, 100);
+  });
+  const segments: { epoch: number; at: number }[] = [];
+  const sub = platform.nc.subscribe(subjects.mediaSegment(STREAM), {
+    callback: (_e, m) => {
+      const d = decode(segmentEvent, m.data);
+      if (d.ok && d.value.kind === 'media' && d.value.rendition.name === '360p')
+        segments.push({ epoch: d.value.epoch, at: Date.now() });
+    },
+  });
+  const rows: {
+    kill: number;
+    stalls: number;
+    waiting: number;
+    frozenMs: number;
+    failoverMs: number;
+    segmentGapMs: number;
+    bufferAtKillS: number;
+    minBufferS: number;
+    opsShownMs: number;
+  }[] = [];
+  for (let kill = 1; kill <= 3; kill++) {
+    // Two workers with one slot each: one transcodes, the other is the warm standby the kill fails over to.
+    // Kill in steady state: the player is back at its target latency (it rebuilds its buffer after a
+    // failover) and a fresh segment of the current epoch has just been announced.
+    await page.waitForFunction(
+      () => {
+        const hls = (window as PageHook).__live.hls();
+        return (
+          hls && hls.latency >= hls.targetLatency - 0.1 && !(window as PageHook).__live.player.isRebuilding
+        );
+      },
+      null,
+      { timeout: 40_000, polling: 100 },
+    );
+    const announced = segments.length;
+    await waitFor(() => segments.length > announced, { timeoutMs: 10_000, what: 'a fresh segment' });
+    const before = await activeWorker(STREAM);
+    const statsBefore = await stats(page);
+    const frozenBefore: number = await page.evaluate(() => (window as PageHook).__frozenMs);
+    const seen = platform.events.length;
+    const killedAt = Date.now();
+    before.child.signal('SIGKILL');
+    const failover = await waitFor(
+      () =>
+        platform.events
+          .slice(seen)
+          .find((e): e is LifecycleEventOf<'failover'> => e.type === 'failover' && e.streamId === STREAM) ??
+        false,
+      { timeoutMs: 10_000, what: `failover ${kill}` },
+    );
+    const row = await ops.page.waitForSelector(
+      `#failovers-body tr[data-stream="${STREAM}"][data-epoch="${failover.epoch}"]`,
+      { timeout: 5000 },
+    );
+    const opsShownMs = Number(await row.getAttribute('data-shown-at')) - Date.parse(failover.at);
+    // A replacement joins, so the next kill has a standby too.
+    platform.workers.push(await platform.startWorker());
+    // Let the failover's gap pass through the player's buffer and some more: 8 s of media after the kill.
+    await page.waitForFunction(
+      (t) => (window as PageHook).__live.video.currentTime > t + 8,
+      statsBefore.currentTime,
+      { timeout: 30_000, polling: 200 },
+    );
+    const statsAfter = await stats(page);
+    const ahead: [number, number][] = await page.evaluate(() => (window as PageHook).__ahead);
+    const frozenMs = (await page.evaluate(() => (window as PageHook).__frozenMs)) - frozenBefore;
+    const atKill = ahead.filter(([t]) => t <= killedAt).at(-1)?.[1] ?? Number.NaN;
+    const afterKill = ahead.filter(([t]) => t > killedAt).map(([, a]) => a);
+    const lastOld = segments.filter((x) => x.epoch === before.epoch && x.at <= killedAt).at(-1)?.at;
+    const firstNew = segments.find((x) => x.epoch === failover.epoch)?.at;
+    rows.push({
+      kill,
+      stalls: statsAfter.stalls - statsBefore.stalls,
+      waiting: statsAfter.waiting - statsBefore.waiting,
+      frozenMs,
+      failoverMs: Date.parse(failover.at) - killedAt,
+      // How long the playlist did not grow: last segment of the killed worker -> first of the standby.
+      segmentGapMs: lastOld && firstNew ? firstNew - lastOld : Number.NaN,
+      bufferAtKillS: Math.round(atKill * 100) / 100,
+      minBufferS: Math.round(Math.min(...afterKill) * 100) / 100,
+      opsShownMs,
+    });
+    if (kill === 1) await ops.page.screenshot({ path: join(SHOTS, 'ops.png') });
+  }
+  sub.unsubscribe();
+  const final = await stats(page);
+  console.log('failover while watching (liveSyncDurationCount 3):');
+  console.table(rows);
+  console.log(
+    `hls.js errors during the run: ${final.errors.join(', ') || 'none'}; latency ${final.latency?.toFixed(2)} s`,
+  );
+  await ops.page.screenshot({ path: join(SHOTS, 'ops.png') });
+  await page.screenshot({ path: join(SHOTS, 'watch-after-failovers.png') });
+  assert.deepEqual(final.fatal, [], 'no fatal hls.js error');
+  for (const r of rows) {
+    assert.equal(r.stalls, 0, `kill ${r.kill}: hls.js BUFFER_STALLED_ERROR events`);
+    assert.equal(r.waiting, 0, `kill ${r.kill}: video waiting events`);
+    assert.ok(r.opsShownMs < 1000, `kill ${r.kill}: ops showed the failover ${r.opsShownMs} ms after it`);
+  }
+});
+
+test('studio: sign in, a new key shown once, live status, the health chart moves, an OBS warning', async () => {
+  const streamer = await openBrowser();
+  others.push(streamer);
+  const { page } = streamer;
+  await page.goto(web('/studio'));
+  await page.waitForSelector('#login');
+  await page.fill('#admin-token', 'not the token');
+  await page.click('#login button[type="submit"]');
+  await page.waitForFunction(() =>
+    /wrong admin token/.test(document.getElementById('login-error')?.textContent ?? ''),
+  );
+  await page.fill('#admin-token', WEB_TEST_ADMIN_TOKEN);
+  await page.click('#login button[type="submit"]');
+  await page.waitForSelector('#channel-form');
+  await page.fill('#channel', 'studio-one');
+  await page.click('#create');
+  const key = (await (await page.waitForSelector('#stream-key')).textContent()) ?? '';
+  assert.ok(key.length > 16, 'a stream key is shown');
+  assert.equal(await page.textContent('#rtmp-url'), `rtmp://127.0.0.1:${platform.rtmpPort}/live`);
+
+  // OBS with a 4 s keyframe interval: the page warns (2 s is what the platform asks for).
+  const obs = startPublisher({ url: platform.publishUrl(key), width: 640, height: 360, gopSeconds: 4 });
+  extraChildren.push(obs);
+  await page.waitForSelector('#status[data-state="live"]', { timeout: 20_000 });
+  const points = Number(await page.getAttribute('#health-chart', 'data-points'));
+  await page.waitForFunction(
+    (n) => Number(document.getElementById('health-chart')?.dataset.points) >= n + 10,
+    points,
+    { timeout: 10_000 },
+  );
+  await page.waitForFunction(
+    () => /Keyframe interval is 4\.0 s/.test(document.getElementById('warnings')?.textContent ?? ''),
+    null,
+    {
+      timeout: 15_000,
+    },
+  );
+  await page.screenshot({ path: join(SHOTS, 'studio.png') });
+
+  // Shown once: after a reload the channel's status is back, its key is not.
+  await page.reload();
+  await page.waitForSelector('#status[data-state="live"]');
+  assert.equal(await page.locator('#stream-key').count(), 0, 'the key is not shown again');
+  assert.equal(await page.inputValue('#channel'), 'studio-one');
+
+  // Rotate: the old key stops working (its publisher is cut), a new one is shown.
+  page.once('dialog', (d) => void d.accept());
+  await page.click('#rotate');
+  const rotated = (await (await page.waitForSelector('#stream-key')).textContent()) ?? '';
+  assert.notEqual(rotated, key);
+  await obs.exited;
+  await page.waitForSelector('#key-card >> text=old key(s) revoked');
+  // (The wrong token's 401 is logged by Chromium as a failed resource load; nothing else may fail.)
+  assert.deepEqual(
+    streamer.problems.filter((p) => !/status of 401/.test(p)),
     [],
   );
 });

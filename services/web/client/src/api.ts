@@ -81,6 +81,7 @@ export function requireSignIn(config: PageConfig, mount: HTMLElement): boolean {
       });
   });
   mount.replaceChildren(form);
+  mount.hidden = false;
   byId<HTMLInputElement>('admin-token').focus();
   return false;
 }

@@ -3,7 +3,19 @@
 // of the frame on screen (EXT-X-PROGRAM-DATE-TIME via hls.playingDate) that the chat is held back to.
 // Stalls (hls.js BUFFER_STALLED_ERROR) and `waiting` events after playback started are counted, because a
 // failover the viewer notices is exactly one of those.
-import Hls, { type ErrorData, type Level } from 'hls.js';
+import Hls, { type ErrorData, FetchLoader, type Level, type LoaderContext } from 'hls.js';
+
+/**
+ * Rebuilding the buffer after a failover. While the standby takes over, the playlist stops growing for a
+ * second or two but the picture keeps playing from the buffer, so afterwards the player sits that much
+ * closer to the live edge, and hls.js never drifts back (it only speeds up, never slows down). A second
+ * failover soon after would then find too little buffer and stall. So when the latency is clearly below
+ * hls.js's target (3 segments), or the buffer runs low, the picture plays a little slower (pitch is kept)
+ * until the target is back: 2 s are regained in about 13 s.
+ */
+const REBUILD_RATE = 0.85;
+const REBUILD_BELOW_S = 0.5;
+const LOW_BUFFER_S = 0.8;
 
 export interface PlayerStats {
   /** hls.js BUFFER_STALLED_ERROR after the first frame played. */
@@ -16,6 +28,8 @@ export interface PlayerStats {
   errors: string[];
   /** ms since page load when the first frame played. */
   playingSince: number | null;
+  /** Times the player slowed down to rebuild its buffer (after a failover). */
+  rebuilds: number;
 }
 
 export interface PlayerEvents {
@@ -23,15 +37,25 @@ export interface PlayerEvents {
   onUnavailable(reason: string): void;
   onPlaying(): void;
   onLevels(levels: { index: number; name: string }[]): void;
-  onLevelSwitched(index: number, name: string, auto: boolean): void;
+  onLevelSwitched(): void;
   /** The media ended (ENDLIST reached): the stream is over. */
   onEnded(): void;
 }
 
+const isPlaylist = (context: LoaderContext) => /\.m3u8(\?|$)/.test(context.url);
+
 const levelName = (level: Level | undefined) => (level ? `${level.height}p` : '?');
 
 export class Player {
-  readonly stats: PlayerStats = { stalls: 0, waiting: 0, fatal: [], errors: [], playingSince: null };
+  readonly stats: PlayerStats = {
+    stalls: 0,
+    waiting: 0,
+    fatal: [],
+    errors: [],
+    playingSince: null,
+    rebuilds: 0,
+  };
+  private rebuilding = false;
   private hls: Hls | null = null;
   private retry: number | undefined;
   private destroyed = false;
@@ -49,6 +73,34 @@ export class Player {
       if (this.stats.playingSince !== null) this.stats.waiting++;
     });
     video.addEventListener('ended', () => this.events.onEnded());
+    window.setInterval(() => this.keepLatency(), 250);
+  }
+
+  /** True while the picture plays slower to get back to the target latency. */
+  get isRebuilding(): boolean {
+    return this.rebuilding;
+  }
+
+  private keepLatency(): void {
+    const hls = this.hls;
+    const target = hls?.targetLatency;
+    const latency = this.latency;
+    if (!hls || !target || latency === null || this.video.paused || this.stats.playingSince === null) {
+      if (this.rebuilding) this.setRebuilding(false);
+      return;
+    }
+    const v = this.video;
+    const ahead = v.buffered.length > 0 ? v.buffered.end(v.buffered.length - 1) - v.currentTime : 0;
+    if (!this.rebuilding && (latency < target - REBUILD_BELOW_S || ahead < LOW_BUFFER_S))
+      this.setRebuilding(true);
+    else if (this.rebuilding && latency >= target - 0.05 && ahead >= LOW_BUFFER_S) this.setRebuilding(false);
+  }
+
+  private setRebuilding(on: boolean): void {
+    this.rebuilding = on;
+    if (on) this.stats.rebuilds++;
+    this.video.playbackRate = on ? REBUILD_RATE : 1;
+    this.video.dataset.rebuilding = String(on);
   }
 
   get instance(): Hls | null {
@@ -66,7 +118,17 @@ export class Player {
       return;
     }
     // Defaults on purpose: liveSyncDurationCount 3 is what the zero-stall failover test holds us to.
-    const hls = new Hls({ liveSyncDurationCount: 3, enableWorker: true, backBufferLength: 30 });
+    const hls = new Hls({
+      liveSyncDurationCount: 3,
+      enableWorker: true,
+      backBufferLength: 30,
+      // Playlists bypass the browser's HTTP cache. They are served with max-age=1 (right for a CDN), but a
+      // reload a little under a second after the last one would get the browser's stale copy, so the player
+      // would learn of each new segment up to a reload period late: a smaller buffer to ride a failover on.
+      loader: FetchLoader,
+      fetchSetup: (context: LoaderContext, init: RequestInit) =>
+        new Request(context.url, { ...init, cache: isPlaylist(context) ? 'no-store' : 'default' }),
+    });
     this.hls = hls;
     hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
       this.events.onLevels(data.levels.map((l, index) => ({ index, name: levelName(l) })));
@@ -74,9 +136,7 @@ export class Player {
         // Autoplay with sound may be refused; the page starts muted, so this is rare. The controls remain.
       });
     });
-    hls.on(Hls.Events.LEVEL_SWITCHED, (_e, data) =>
-      this.events.onLevelSwitched(data.level, levelName(hls.levels[data.level]), hls.autoLevelEnabled),
-    );
+    hls.on(Hls.Events.LEVEL_SWITCHED, () => this.events.onLevelSwitched());
     hls.on(Hls.Events.ERROR, (_e, data) => this.onError(data));
     hls.loadSource(this.src);
     hls.attachMedia(this.video);

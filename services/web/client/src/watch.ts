@@ -60,15 +60,23 @@ async function main(): Promise<void> {
       );
       quality.disabled = false;
     },
-    onLevelSwitched: (index, name, auto) => {
-      setText('quality-current', auto ? `auto (${name})` : name);
-      byId('quality-current').dataset.level = String(index);
-    },
+    onLevelSwitched: () => showLevel(),
     onEnded: () => {
       if (streamState?.state !== 'live') showView('ended', 'Thanks for watching.');
     },
   });
-  quality.addEventListener('change', () => player.setLevel(Number(quality.value)));
+  // What plays now: "360p", or "auto (360p)" while hls.js picks (choosing auto may not switch at once).
+  const showLevel = () => {
+    const hls = player.instance;
+    if (!hls || hls.currentLevel < 0) return;
+    const name = `${hls.levels[hls.currentLevel]?.height ?? '?'}p`;
+    setText('quality-current', hls.autoLevelEnabled ? `auto (${name})` : name);
+    byId('quality-current').dataset.level = String(hls.currentLevel);
+  };
+  quality.addEventListener('change', () => {
+    player.setLevel(Number(quality.value));
+    showLevel();
+  });
   goLive.addEventListener('click', () => player.goLive());
 
   subscribe(`/api/events?stream=${encodeURIComponent(streamId)}`, {

@@ -342,10 +342,13 @@ export class LiveState {
           draining: beat.draining,
           alive: now - seenAt <= WORKER_ALIVE_MS,
           lastSeenAgoMs: now - seenAt,
-          streams: beat.streams.map((s) => s.streamId),
+          // A lost worker's last heartbeat still names its streams; they have moved on (or will).
+          streams: now - seenAt <= WORKER_ALIVE_MS ? beat.streams.map((s) => s.streamId) : [],
         }))
         .sort((a, b) => a.workerId.localeCompare(b.workerId)),
       chatPods: [...this.chatPods.values()]
+        // A pod gone for a minute is history (its record stays in the bucket until its TTL).
+        .filter((p) => now - p.at < WORKER_FORGET_MS)
         .map((p) => ({
           podId: p.podId,
           connections: p.connections,
