@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // First step of `npm start` and `npm test` on any machine, fresh or not: checks Node, installs ffmpeg and
-// nats-server from Debian packages if they are missing, and installs npm dependencies when the lockfile
-// changed. Plain Node with no dependencies, because it runs before they exist. Says what it does.
+// nats-server from Debian packages if they are missing (and, with --browser, Chromium, which the web pages'
+// tests drive), and installs npm dependencies when the lockfile changed. Plain Node with no dependencies,
+// because it runs before they exist. Says what it does.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -24,11 +25,14 @@ const run = (command, args, options = {}) => {
   if (result.status !== 0) fail(`${command} ${args.join(' ')} failed (exit ${result.status}).`);
 };
 
-// System tools: ffmpeg/ffprobe (media) and nats-server (the bus), from Debian's packages.
+// System tools: ffmpeg/ffprobe (media) and nats-server (the bus), from Debian's packages. Chromium only for
+// the tests (`npm test` passes --browser): playwright-core drives Debian's build, never a downloaded one.
+const browser = process.argv.includes('--browser');
 const missing = [
   ['ffmpeg', 'ffmpeg'],
   ['ffprobe', 'ffmpeg'],
   ['nats-server', 'nats-server'],
+  ...(browser ? [['chromium', 'chromium']] : []),
 ].filter(([command]) => !has(command));
 const packages = [...new Set(missing.map(([, pkg]) => pkg))];
 if (packages.length > 0) {
@@ -47,6 +51,11 @@ if (packages.length > 0) {
 }
 say(`ffmpeg: ${execFileSync('ffmpeg', ['-version'], { encoding: 'utf8' }).split('\n')[0]}`);
 say(`nats-server: ${execFileSync('nats-server', ['--version'], { encoding: 'utf8' }).trim()}`);
+// (Debian's chromium wrapper script prints a harmless shell warning on stderr.)
+if (browser)
+  say(
+    `chromium: ${execFileSync('chromium', ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()}`,
+  );
 
 // npm dependencies: install when node_modules is missing or older than the lockfile.
 const installed = join(root, 'node_modules', '.package-lock.json');

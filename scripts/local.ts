@@ -2,6 +2,7 @@
 // every service as its own process (as in production), their logs interleaved with a service prefix, a
 // stream key for the demo channel, and (with --demo) a synthetic publisher on it. Ctrl-C stops everything
 // in reverse order.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,12 +33,15 @@ if (args.help) {
   process.exit(0);
 }
 
-// Local defaults (design.md): RTMP 1935, NATS 4222 (monitoring 8222), HTTP origin 8080, ops ports 91xx.
+// Local defaults (design.md): RTMP 1935, NATS 4222 (monitoring 8222), pages and HLS on 8080 (the web service,
+// which proxies /hls/ to the packager's origin on 8090), ops ports 91xx.
 const ports = {
   rtmp: 1935,
   nats: 4222,
   natsMonitor: 8222,
-  origin: 8080,
+  web: 8080,
+  webOps: 9106,
+  origin: 8090,
   ingestOps: 9101,
   transcoderOps: [9102, 9112],
   packagerOps: 9103,
@@ -56,6 +60,7 @@ const colors: Record<string, string> = {
   packager: '94',
   transcoder: '96',
   chat: '93',
+  web: '92',
   demo: '33',
   local: '32',
 };
@@ -185,6 +190,7 @@ async function main(): Promise<void> {
   const packager = spawnService('packager', {
     PACKAGER_OPS_PORT: String(ports.packagerOps),
     PACKAGER_HTTP_PORT: String(ports.origin),
+    PACKAGER_HTTP_BIND: '127.0.0.1',
   });
   // Two workers with one slot each: one transcodes, the other is the warm standby for failover.
   const workers = ports.transcoderOps.map((opsPort, i) =>
@@ -207,7 +213,25 @@ async function main(): Promise<void> {
     // Local mode only: the watch page gets guest tokens from POST /api/chat/token.
     CHAT_GUEST_TOKENS: 'true',
   });
+  // The pages are a Vite build (a few seconds); the web service serves what it finds in dist/public.
+  print('local', 'building the web pages (vite build)');
+  const built = spawnSync('npm', ['run', 'build:pages', '-w', '@live/web', '--silent'], {
+    cwd: repoRoot,
+    stdio: 'inherit',
+  });
+  if (built.status !== 0) throw new Error('vite build of services/web failed');
+  const web = spawnService('web', {
+    WEB_PORT: String(ports.web),
+    WEB_OPS_PORT: String(ports.webOps),
+    // Local mode, explicitly: studio and ops without a token, guest chat tokens, HLS through this port.
+    WEB_AUTH: 'none',
+    WEB_GUEST_CHAT: 'true',
+    WEB_HLS_UPSTREAM: `http://127.0.0.1:${ports.origin}`,
+    WEB_CHAT_URL: `ws://localhost:${ports.chat}/chat`,
+    WEB_RTMP_URL: `rtmp://localhost:${ports.rtmp}/live`,
+  });
   await Promise.all([
+    ready('web', ports.webOps, web),
     ready('chat', ports.chatOps, chat),
     ready('supervisor', ports.supervisorOps, supervisor),
     ready('packager', ports.packagerOps, packager),
@@ -257,13 +281,15 @@ async function main(): Promise<void> {
                       Server      rtmp://localhost:${ports.rtmp}/live
                       Stream key  ${created.value.streamKey}   (channel "demo"; shown once, new at every start)
     New keys:         npm run keys -- create <channel>
-    Watch:            http://localhost:${ports.origin}/watch/<channel>   (demo: http://localhost:${ports.origin}/watch/demo)
-    HLS:              http://localhost:${ports.origin}/hls/<channel>/master.m3u8
-    Chat:             ws://localhost:${ports.chat}/chat/<channel>   guest token: curl -X POST localhost:${ports.chat}/api/chat/token -d '{"room":"demo"}'
+    Watch:            http://localhost:${ports.web}/watch/<channel>   (demo: http://localhost:${ports.web}/watch/demo)
+    Studio:           http://localhost:${ports.web}/studio   (channels, stream keys, source health)
+    Ops:              http://localhost:${ports.web}/ops      (streams, workers, failovers, chat pods; move and drain)
+    HLS:              http://localhost:${ports.web}/hls/<channel>/master.m3u8   (the packager's origin, ${ports.origin})
+    Chat:             ws://localhost:${ports.chat}/chat/<channel>   guest token: curl -X POST localhost:${ports.web}/api/chat/token -H 'content-type: application/json' -d '{"room":"demo"}'
                       moderator token: npm run chat-token -- --user me --role streamer --room demo
     Events:           nats sub 'live.>' --server ${natsUrl}
     NATS:             ${natsUrl}  (monitoring http://localhost:${ports.natsMonitor})
-    Ops endpoints:    /healthz /readyz /metrics on ports ingest ${ports.ingestOps}, transcoders ${ports.transcoderOps.join('/')}, packager ${ports.packagerOps}, supervisor ${ports.supervisorOps}, chat ${ports.chatOps}
+    Ops endpoints:    /healthz /readyz /metrics on ports ingest ${ports.ingestOps}, transcoders ${ports.transcoderOps.join('/')}, packager ${ports.packagerOps}, supervisor ${ports.supervisorOps}, chat ${ports.chatOps}, web ${ports.webOps}
   ${args.demo ? 'A synthetic test stream is publishing on "demo".' : 'Tip: npm start -- --demo publishes a test stream on "demo".'}
   Ctrl-C stops everything.
 `);
