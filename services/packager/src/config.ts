@@ -11,7 +11,7 @@ export const packagerConfigSchema = z.object({
   LOG_LEVEL: env.logLevel(),
   NATS_REPLICAS: env.int(1, 1),
   PACKAGER_OPS_PORT: env.port(9103),
-  /** The local HTTP origin (HLS under /hls/<streamId>/, a bare player under /watch/<streamId>). */
+  /** The local HTTP origin (HLS under /hls/<streamId>/; the web service proxies it locally). */
   PACKAGER_HTTP_PORT: env.port(8080),
   PACKAGER_HTTP_BIND: z.string().default('0.0.0.0'),
   /** Segments in each live media playlist (the live window). */

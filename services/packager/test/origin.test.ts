@@ -37,11 +37,8 @@ test('playlists and segments are served with MIME types, CORS and cache lifetime
   assert.equal(preflight.status, 204);
 });
 
-test('missing objects are 404, paths that try to escape are 400, the watch page embeds hls.js', async () => {
+test('missing objects are 404, paths that try to escape are 400, pages are not here (services/web)', async () => {
   assert.equal((await fetch(`${base}/hls/demo/none.m3u8`)).status, 404);
   assert.equal((await fetch(`${base}/hls/demo/..%2F..%2Fetc%2Fpasswd`)).status, 400);
-  assert.equal((await fetch(`${base}/watch/Bad<id>`)).status, 404);
-  const page = await (await fetch(`${base}/watch/demo`)).text();
-  assert.match(page, /\/hls\/demo\/master\.m3u8/);
-  assert.match(await (await fetch(`${base}/assets/hls.min.js`)).text(), /Hls/);
+  assert.equal((await fetch(`${base}/watch/demo`)).status, 404);
 });
