@@ -19,6 +19,7 @@ import { ingestConfigSchema } from '../../services/ingest/src/config.js';
 import { packagerConfigSchema } from '../../services/packager/src/config.js';
 import { supervisorConfigSchema } from '../../services/supervisor/src/config.js';
 import { transcoderConfigSchema } from '../../services/transcoder/src/config.js';
+import { webConfigSchema } from '../../services/web/src/config.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: rendered Kubernetes objects, checked field by field below
 type K8sObject = any;
@@ -30,6 +31,7 @@ const SCHEMAS = {
   packager: packagerConfigSchema,
   supervisor: supervisorConfigSchema,
   chat: chatConfigSchema,
+  web: webConfigSchema,
 } as const;
 const MODELS: Record<string, new (o: K8sObject) => { validate(): void }> = {
   Deployment,
@@ -200,6 +202,33 @@ test('chat: readiness is the load-aware /readyz on the chat port; liveness on th
   }
 });
 
+test('web: studio and ops need the admin token from a Secret, no guest chat, HLS from the CDN on GKE', () => {
+  for (const [overlay, objects] of Object.entries(rendered)) {
+    const d = find(objects, 'Deployment', 'web');
+    const env = containerEnv(objects, d.spec.template.spec.containers[0]);
+    assert.equal(env.get('WEB_AUTH'), 'token', `${overlay}: admin APIs protected`);
+    assert.deepEqual(env.get('WEB_ADMIN_TOKEN')?.secretKeyRef, { name: 'web-admin', key: 'token' });
+    assert.equal(env.get('WEB_GUEST_CHAT'), 'false', `${overlay}: no guest chat tokens`);
+    assert.match(String(env.get('WEB_CHAT_URL')), /^wss?:\/\//, `${overlay}: pages know the chat`);
+  }
+  const gke = rendered.gke as K8sObject[];
+  const env = containerEnv(gke, find(gke, 'Deployment', 'web').spec.template.spec.containers[0]);
+  assert.match(String(env.get('WEB_HLS_BASE')), /^https:\/\//, 'GKE: pages read HLS from the CDN');
+  assert.equal(env.get('WEB_HLS_UPSTREAM'), undefined, 'GKE: no HLS proxy through the web pods');
+  assert.match(String(env.get('WEB_CHAT_URL')), /^wss:\/\//, 'GKE: chat over TLS');
+  const ingress = find(gke, 'Ingress', 'chat');
+  const paths = ingress.spec.rules.flatMap((r: K8sObject) => r.http.paths);
+  assert.ok(
+    paths.some((p: K8sObject) => p.path === '/' && p.backend.service?.name === 'web'),
+    'the pages behind the Ingress',
+  );
+  const named = JSON.parse(
+    find(gke, 'Service', 'web').metadata.annotations['cloud.google.com/backend-config'],
+  );
+  const bc = find(gke, 'BackendConfig', named.default);
+  assert.ok(bc.spec.timeoutSec >= 3600, 'event streams are not cut after 30 s');
+});
+
 /** GKE BackendConfig spec fields (cloud.google.com/v1, kubernetes/ingress-gce pkg/apis/backendconfig/v1). */
 const BACKEND_CONFIG_FIELDS = [
   'iap',
@@ -342,6 +371,7 @@ test('env var names and ports in the manifests are the ones the services read', 
       if (service === 'ingest') assert.equal(String(port('rtmp')), env.get('INGEST_RTMP_PORT'));
       if (service === 'packager') assert.equal(String(port('http')), env.get('PACKAGER_HTTP_PORT'));
       if (service === 'chat') assert.equal(String(port('http')), env.get('CHAT_PORT'));
+      if (service === 'web') assert.equal(String(port('http')), env.get('WEB_PORT'));
       // NATS credentials only from a Secret.
       assert.equal(env.get('NATS_USER'), service);
       assert.equal(env.get('NATS_PASSWORD')?.secretKeyRef?.name, 'nats-users');

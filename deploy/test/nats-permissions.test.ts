@@ -14,11 +14,11 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { parse } from 'yaml';
-import { type Platform, startPlatform, waitFor } from '../../tests/e2e/platform.js';
+import { type Platform, startPlatform, WEB_TEST_ADMIN_TOKEN, waitFor } from '../../tests/e2e/platform.js';
 
 const logger = createLogger({ service: 'permissions-test', level: 'fatal' });
 const values = parse(readFileSync(join(repoRoot, 'deploy/nats/values.yaml'), 'utf8'));
-const SERVICES = ['ingest', 'transcoder', 'packager', 'supervisor', 'chat'] as const;
+const SERVICES = ['ingest', 'transcoder', 'packager', 'supervisor', 'chat', 'web'] as const;
 const passwords: Record<string, string> = {};
 
 /** The chart's `config.merge` accounts, with each `$<USER>_PASSWORD` replaced by a generated password. */
@@ -46,6 +46,7 @@ before(async () => {
   p = await startPlatform({
     workers: 2,
     chat: true,
+    web: true,
     natsConfig: config,
     testUser: { user: 'operator', pass: passwords.operator as string },
     serviceEnv: Object.fromEntries(
@@ -120,6 +121,35 @@ test('the platform does its job with one NATS user per service: live, and an ope
     await client.waitFor((f) => f.type === 'ack' && f.cid === 'c', 'the message stored');
     await p.nc.request(subjects.ctl.chatBan, bytes('{"room":"perm","userId":"v1"}'), { timeout: 5000 });
     assert.equal((await client.closed).code, CHAT_CLOSE.banned, 'the ban enforced');
+    // The web gateway as the web user: the fleet it shows comes from the consumer, the watches and the
+    // heartbeats, and a page's guest chat token from the chat's operator endpoint.
+    const admin = { authorization: `Bearer ${WEB_TEST_ADMIN_TOKEN}` };
+    const guest = await fetch(`${p.webUrl}/api/chat/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"room":"perm"}',
+    });
+    assert.equal(guest.status, 200, 'the web gateway mints a guest chat token');
+    const key = await fetch(`${p.webUrl}/api/studio/keys`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...admin },
+      body: '{"streamId":"perm-web"}',
+    });
+    assert.equal(key.status, 201, 'the web gateway creates a stream key');
+    const fleet = await fetch(`${p.webUrl}/api/fleet`, { headers: admin });
+    const reader = fleet.body?.getReader();
+    let seen = '';
+    while (!seen.includes('"streamId":"perm","state":"live"')) {
+      const chunk = await reader?.read();
+      if (!chunk || chunk.done) break;
+      seen += new TextDecoder().decode(chunk.value);
+    }
+    await reader?.cancel();
+    assert.match(
+      seen,
+      /"streamId":"perm","state":"live","sourceStalled":false,"workerId":"w\d"/,
+      'the fleet',
+    );
     const violations = p.logs.filter((l) => /permissions violation/i.test(JSON.stringify(l.line)));
     assert.deepEqual(violations, [], 'no service hit a permissions violation while doing its job');
   } finally {
@@ -147,6 +177,11 @@ test('each service is refused outside its permissions', async () => {
   assert.ok(await publishRefused(chat, 'live.stream.perm.ended'), 'chat cannot end streams');
   assert.ok(await publishRefused(chat, '$KV.live-assignments.perm'), 'chat cannot assign');
   assert.ok(await publishRefused(ingest, 'live.chat.room.perm'), 'ingest cannot write chat messages');
+  const web = await connectAs('web');
+  assert.ok(await publishRefused(web, 'live.stream.perm.ended'), 'the web gateway cannot end streams');
+  assert.ok(await publishRefused(web, '$KV.live-assignments.perm'), 'the web gateway cannot assign');
+  assert.ok(await publishRefused(web, 'live.chat.room.perm'), 'the web gateway cannot write chat messages');
+  assert.ok(await publishRefused(web, 'live.ctl.chat.ban'), 'the web gateway cannot ban (moderators do)');
   for (const service of SERVICES) {
     const nc = await connectAs(service);
     assert.ok(

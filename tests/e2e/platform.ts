@@ -1,6 +1,7 @@
 // The whole platform for end-to-end tests: a real nats-server and every service as its own process on
 // free ports, local storage in a temp folder, and helpers to read playlists through the HTTP origin.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bytes, connectBus, decode } from '@live/bus';
@@ -10,6 +11,7 @@ import {
   type Child,
   freePort,
   type NatsServer,
+  repoRoot,
   startNatsServer,
   startServiceProcess,
   waitFor,
@@ -82,6 +84,16 @@ export interface PlatformOptions {
 export const CHAT_TEST_SECRET = 'e2e-chat-token-secret-0123456789abcdef';
 /** The web service's admin token in e2e runs (production mode: WEB_AUTH=token). */
 export const WEB_TEST_ADMIN_TOKEN = 'e2e-web-admin-token-0123456789abcdef';
+
+/** The web service serves the pages Vite built; build them once if this checkout has none yet. */
+function ensureWebPages(): void {
+  if (existsSync(join(repoRoot, 'services/web/dist/public/watch.html'))) return;
+  const built = spawnSync('npm', ['run', 'build:pages', '-w', '@live/web', '--silent'], {
+    cwd: repoRoot,
+    stdio: 'inherit',
+  });
+  if (built.status !== 0) throw new Error('vite build of services/web failed');
+}
 
 export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
   const logger = createLogger({ service: 'e2e', level: 'fatal' });
@@ -166,6 +178,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     : undefined;
   const webPort = await freePort();
   const packager = await startPackager();
+  if (options.web) ensureWebPages();
   const web = options.web
     ? await start('web', {
         WEB_PORT: String(webPort),

@@ -1,0 +1,38 @@
+# syntax=docker/dockerfile:1.7
+# The web service (viewer, studio and ops pages and their gateway). Build from the repository root:
+#   docker build -f deploy/docker/web.Dockerfile -t REGISTRY/live-web:TAG .
+# Kustomize sets the image tag (deploy/k8s/overlays/*/kustomization.yaml, `images:`).
+
+# 1. A workspace pruned to this service and the libs it uses (turbo prune), with a pruned lockfile.
+FROM node:20-bookworm-slim AS prune
+WORKDIR /src
+COPY . .
+RUN npx --yes turbo@2 prune @live/web --docker
+
+# 2. Build: every dependency (TypeScript, Vite, hls.js), then compile the libs and the service to dist/ and
+#    bundle the pages into services/web/dist/public (hls.js is bundled there, so it is no runtime dependency).
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY --from=prune /src/out/json/ ./
+RUN npm ci --ignore-scripts
+COPY --from=prune /src/out/full/ ./
+COPY tsconfig.base.json ./
+RUN npx turbo run build --filter=@live/web...
+
+# 3. Production dependencies only.
+FROM node:20-bookworm-slim AS deps
+WORKDIR /app
+COPY --from=prune /src/out/json/ ./
+RUN npm ci --omit=dev --ignore-scripts
+
+# 4. Runtime: node, production node_modules, compiled code; no sources, no compiler, non-root.
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps /app/ ./
+COPY --from=build /app/libs/ ./libs/
+COPY --from=build /app/services/web/ ./services/web/
+# The node image's unprivileged user (uid 1000); the pod's securityContext also demands non-root.
+USER 1000:1000
+# No HEALTHCHECK: Kubernetes probes /healthz and /readyz on the ops port.
+CMD ["node", "services/web/dist/main.js"]
