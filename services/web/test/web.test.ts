@@ -406,7 +406,7 @@ test('failover while watching: 3 SIGKILLs of the active worker, zero stalls at d
   }
 });
 
-test('studio: sign in, a new key shown once, live status, the health chart moves, an OBS warning', async () => {
+test('studio: sign in, a new key shown once, live status, the health chart moves, an OBS warning; ended and offline pages', async () => {
   const streamer = await openBrowser();
   others.push(streamer);
   const { page } = streamer;
@@ -458,6 +458,17 @@ test('studio: sign in, a new key shown once, live status, the health chart moves
   assert.notEqual(rotated, key);
   await obs.exited;
   await page.waitForSelector('#key-card >> text=old key(s) revoked');
+  await page.screenshot({ path: join(SHOTS, 'studio-rotated.png') });
+
+  // A viewer arriving now sees "ended", and one on a channel that never went live "offline": never a
+  // broken player.
+  await page.goto(web('/watch/studio-one'));
+  await page.waitForSelector('body[data-view="ended"]', { timeout: 20_000 });
+  await page.screenshot({ path: join(SHOTS, 'watch-ended.png') });
+  await page.goto(web('/watch/never-live'));
+  await page.waitForSelector('body[data-view="offline"]');
+  assert.match((await page.textContent('#overlay')) ?? '', /Offline/);
+  await page.screenshot({ path: join(SHOTS, 'watch-offline.png') });
   // (The wrong token's 401 is logged by Chromium as a failed resource load; nothing else may fail.)
   assert.deepEqual(
     streamer.problems.filter((p) => !/status of 401/.test(p)),

@@ -106,10 +106,15 @@ async function main(): Promise<void> {
     const latency = player.latency;
     setText('latency', latency === null ? '-' : `${latency.toFixed(1)} s`);
     const behind = player.behindLive;
-    const atEdge = behind !== null && behind < player.targetDuration * 2 + 1;
+    const playing = document.body.dataset.view === 'playing';
+    const atEdge = playing && behind !== null && behind < player.targetDuration * 2 + 1;
     liveBadge.classList.toggle('at-edge', atEdge);
-    liveBadge.textContent = atEdge ? 'LIVE' : 'BEHIND';
-    goLive.hidden = behind === null || atEdge;
+    liveBadge.textContent = !playing
+      ? (streamState?.state ?? 'offline').toUpperCase()
+      : atEdge
+        ? 'LIVE'
+        : 'BEHIND';
+    goLive.hidden = !playing || behind === null || atEdge;
   }, 500);
 
   const panel = new ChatPanel(byId('chat'), { videoClock: () => player.videoClock() });
