@@ -406,6 +406,41 @@ test('failover while watching: 3 SIGKILLs of the active worker, zero stalls at d
   }
 });
 
+test('ops: the Move button moves the stream make-before-break (live.ctl.stream.move); the viewer does not stall', async () => {
+  const ops = others.at(-1) as Person;
+  const { page } = viewer;
+  const before = await stats(page);
+  const row = `#streams-body tr[data-stream="${STREAM}"]`;
+  const from = (await ops.page.textContent(`${row} td:nth-child(3)`))?.trim();
+  await ops.page.click(`${row} button.move`);
+  const result = await ops.page.waitForFunction(
+    () => {
+      const text = document.getElementById('action-result')?.textContent ?? '';
+      return /^moved |error|refused|not /.test(text) ? text : false;
+    },
+    null,
+    { timeout: 20_000 },
+  );
+  assert.match(
+    String(await result.jsonValue()),
+    new RegExp(`^moved ${STREAM}: ${from} -> w\\d+ in .*, gapless$`),
+  );
+  await ops.page.waitForSelector(`#failovers-body tr[data-stream="${STREAM}"] >> text=move (operator)`);
+  await page.waitForFunction(
+    (t) => (window as PageHook).__live.video.currentTime > t + 4,
+    before.currentTime,
+    {
+      timeout: 20_000,
+    },
+  );
+  const after = await stats(page);
+  console.log(
+    `operator move while watching: stalls ${after.stalls - before.stalls}, waiting ${after.waiting - before.waiting}`,
+  );
+  assert.equal(after.stalls - before.stalls, 0, 'no stall through a planned move');
+  await ops.page.screenshot({ path: join(SHOTS, 'ops-after-move.png') });
+});
+
 test('studio: sign in, a new key shown once, live status, the health chart moves, an OBS warning; ended and offline pages', async () => {
   const streamer = await openBrowser();
   others.push(streamer);

@@ -312,7 +312,12 @@ export class LiveState {
         workerId: assigned ? a.workerId : null,
         epoch: a?.epoch ?? null,
         renditions: a?.ladder.map((r) => r.name) ?? [],
-        handoverFrom: assigned ? (a.handoverFrom?.workerId ?? null) : null,
+        // The record keeps handoverFrom after the move; it is a move in progress only while the old worker
+        // still runs the stream.
+        handoverFrom:
+          assigned && a.handoverFrom && progress.has(`${a.handoverFrom.workerId}/${streamId}`)
+            ? a.handoverFrom.workerId
+            : null,
         source:
           h && now - h.seenAt < WORKER_ALIVE_MS
             ? {
