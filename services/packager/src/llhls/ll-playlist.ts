@@ -1,0 +1,427 @@
+// The LL-HLS media playlist of one rendition, in memory: fed with part and segment metadata (from the
+// transcoder's part cutter, later over NATS), rendered with hls-parser. Rules from rfc8216bis
+// (draft-pantos-hls-rfc8216bis, section numbers below):
+// - EXT-X-SERVER-CONTROL: CAN-BLOCK-RELOAD=YES, PART-HOLD-BACK = 3 x PART-TARGET (4.4.3.8 asks >= 2x and
+//   recommends 3x), CAN-SKIP-UNTIL = 6 x TARGETDURATION (the minimum, 4.4.3.8), HOLD-BACK = 3 x TARGETDURATION.
+// - Parts: EXT-X-PART (INDEPENDENT=YES where every track starts on a sync sample) only for segments less than
+//   3 target durations from the end of the playlist (6.2.2), and only in the last 3 segment entries, the
+//   open one included: hls-parser's validator counts segments rather than seconds, and a short segment at an
+//   epoch change would otherwise fail it; a client only needs the parts near the live edge (PART-HOLD-BACK).
+// - EXT-X-PRELOAD-HINT names the next part. Parts are named by their running number within the epoch
+//   (part_<n>.m4s), not by (segment, index): whether the next part starts a new segment is known only once
+//   it exists, its number is known now, so the hint is always right (6.2.6: a hinted resource must exist).
+// - Epochs: a part or segment of an older epoch is fenced (a zombie worker); a newer epoch ends the open
+//   segment with the parts it has (marked `truncated`: the origin serves it as its parts concatenated, since
+//   the old worker never wrote it) and starts the next after EXT-X-DISCONTINUITY with its own EXT-X-MAP.
+// - Media sequence numbers are the playlist's own, monotonic across epochs; EXT-X-DISCONTINUITY-SEQUENCE
+//   counts the discontinuities that left the window (6.2.2).
+// hls-parser 0.16 writes every LL-HLS tag used here; the one gap is EXT-X-SKIP's RECENTLY-REMOVED-DATERANGES
+// attribute (for _HLS_skip=v2), added to its line after stringify (see render()).
+import { stringify, types } from 'hls-parser';
+import type { MediaPlaylist } from 'hls-parser/types.js';
+
+/** Where the resources of a rendition live, relative to the playlist. */
+export interface UriScheme {
+  init(epoch: number): string;
+  part(epoch: number, partNumber: number): string;
+  segment(epoch: number, sequence: number): string;
+}
+
+/** Same layout as plain HLS storage: `<epoch>/<rendition>/...` beside `<rendition>.m3u8`. */
+export const defaultUris = (rendition: string): UriScheme => ({
+  init: (epoch) => `${epoch}/${rendition}/init.mp4`,
+  part: (epoch, n) => `${epoch}/${rendition}/part_${n}.m4s`,
+  segment: (epoch, sequence) => `${epoch}/${rendition}/seg_${sequence}.m4s`,
+});
+
+export interface LlPlaylistOptions {
+  rendition: string;
+  /** PART-TARGET in seconds (the cutter's part duration, e.g. 0.2). */
+  partTarget: number;
+  /** EXT-X-TARGETDURATION, whole seconds; must not change during the stream (6.2.1). */
+  targetDuration: number;
+  /** Complete segments kept in the playlist (default 12, enough for delta updates to skip something). */
+  windowSegments?: number;
+  /** CAN-SKIP-UNTIL in seconds (default and minimum: 6 x targetDuration). */
+  skipUntil?: number;
+  uris?: UriScheme;
+}
+
+export interface PartInput {
+  epoch: number;
+  /** Segment sequence within the epoch (the cutter's `segment`). */
+  sequence: number;
+  /** Index within that segment. */
+  index: number;
+  /** Running part number within the epoch (names the resource). */
+  number: number;
+  /** Seconds. */
+  duration: number;
+  independent: boolean;
+  /** Wall-clock time of the part's first frame: becomes the segment's EXT-X-PROGRAM-DATE-TIME at index 0. */
+  programDateTime?: Date;
+}
+
+export interface SegmentInput {
+  epoch: number;
+  sequence: number;
+  /** Seconds; the sum of its parts when absent. */
+  duration?: number;
+  programDateTime?: Date;
+}
+
+export type AcceptResult = 'accepted' | 'duplicate' | 'fenced' | 'out-of-order' | 'ended';
+
+export interface LlPart {
+  index: number;
+  number: number;
+  uri: string;
+  duration: number;
+  independent: boolean;
+}
+
+export interface LlSegment {
+  msn: number;
+  /** Discontinuity sequence number. */
+  dsn: number;
+  discontinuity: boolean;
+  epoch: number;
+  sequence: number;
+  uri: string;
+  mapUri: string;
+  parts: LlPart[];
+  /** Seconds: the announced duration once complete, else the sum of the parts so far. */
+  duration: number;
+  programDateTime?: Date;
+  /** Closed by an epoch change before its worker finished it: serve it as its parts concatenated. */
+  truncated: boolean;
+}
+
+/** Where a playlist ends: the newest part (or, for a segment without parts, the segment). */
+export interface Position {
+  msn: number;
+  /** Index of the newest part of `msn`; Infinity for a complete segment announced without parts. */
+  part: number;
+}
+
+export interface RenderOptions {
+  /** _HLS_skip: a delta update (6.2.5.1). Ignored once the playlist has ENDLIST. */
+  skip?: 'YES' | 'v2';
+  /** EXT-X-RENDITION-REPORT lines for the other renditions. */
+  reports?: { uri: string; lastMsn: number; lastPart?: number }[];
+}
+
+/** Seconds as hls-parser writes them: rounded to the millisecond (no 0.6000000000000001). */
+const ms = (seconds: number) => Math.round(seconds * 1000) / 1000;
+
+export class LlRenditionPlaylist {
+  readonly rendition: string;
+  readonly partTarget: number;
+  readonly targetDuration: number;
+  readonly skipUntil: number;
+  private readonly windowSegments: number;
+  private readonly uris: UriScheme;
+  /** Complete segments in the window, oldest first. */
+  readonly segments: LlSegment[] = [];
+  /** The segment being built from parts. */
+  open: LlSegment | undefined;
+  epoch = -1;
+  ended = false;
+  private nextMsn = 0;
+  private dsn = 0;
+  /** The next segment follows an epoch change. */
+  private discontinuityPending = false;
+  /** Newest (sequence, part number) of the current epoch: what comes next is checked against it. */
+  private lastSequence = -1;
+  private lastNumber = -1;
+  private readonly listeners = new Set<() => void>();
+
+  constructor(options: LlPlaylistOptions) {
+    this.rendition = options.rendition;
+    this.partTarget = options.partTarget;
+    this.targetDuration = options.targetDuration;
+    if (!Number.isInteger(this.targetDuration) || this.targetDuration < 1) {
+      throw new Error(`targetDuration must be a whole number of seconds, got ${this.targetDuration}`);
+    }
+    if (!(this.partTarget > 0 && this.partTarget <= this.targetDuration)) {
+      throw new Error(`partTarget must be in (0, targetDuration], got ${this.partTarget}`);
+    }
+    this.skipUntil = Math.max(options.skipUntil ?? 0, 6 * this.targetDuration);
+    this.windowSegments = options.windowSegments ?? 12;
+    this.uris = options.uris ?? defaultUris(options.rendition);
+  }
+
+  /** Called after every change (blocking reloads re-check their condition). Returns an unsubscribe. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The assignment moved to `epoch`: older epochs are fenced from now on, the open segment ends here. */
+  raiseEpoch(epoch: number): void {
+    if (epoch <= this.epoch) return;
+    this.switchEpoch(epoch);
+    this.changed();
+  }
+
+  addPart(input: PartInput): AcceptResult {
+    const gate = this.gate(input.epoch);
+    if (gate) return gate;
+    const open = this.open;
+    if (open && open.epoch === input.epoch && open.sequence === input.sequence) {
+      if (input.index < open.parts.length) return 'duplicate';
+      if (input.index > open.parts.length || input.number !== this.lastNumber + 1) return 'out-of-order';
+    } else {
+      if (input.sequence <= this.lastSequence) return 'duplicate';
+      // A new segment: the next one, starting with its first part, independent (the cutter guarantees it).
+      const expected = this.lastSequence < 0 ? input.sequence : this.lastSequence + 1;
+      if (input.sequence !== expected || input.index !== 0 || !input.independent) return 'out-of-order';
+      if (this.lastNumber >= 0 && input.number !== this.lastNumber + 1) return 'out-of-order';
+      if (open) this.finish(open, undefined);
+      this.startSegment(input.epoch, input.sequence, input.programDateTime);
+    }
+    const segment = this.open as LlSegment;
+    segment.parts.push({
+      index: input.index,
+      number: input.number,
+      uri: this.uris.part(input.epoch, input.number),
+      duration: input.duration,
+      independent: input.independent,
+    });
+    segment.duration += input.duration;
+    this.lastNumber = input.number;
+    this.changed();
+    return 'accepted';
+  }
+
+  /** A segment is complete (its full resource exists). Parts of the next segment also complete it. */
+  completeSegment(input: SegmentInput): AcceptResult {
+    const gate = this.gate(input.epoch);
+    if (gate) return gate;
+    const open = this.open;
+    if (open && open.sequence === input.sequence) {
+      this.finish(open, input.duration);
+    } else {
+      if (input.sequence <= this.lastSequence) return 'duplicate';
+      if (this.lastSequence >= 0 && input.sequence !== this.lastSequence + 1) return 'out-of-order';
+      if (input.duration === undefined) return 'out-of-order';
+      // A segment announced without parts (none were cut, or they were missed): listed as a plain segment.
+      if (open) this.finish(open, undefined);
+      this.startSegment(input.epoch, input.sequence, input.programDateTime);
+      this.finish(this.open as LlSegment, input.duration);
+    }
+    this.changed();
+    return 'accepted';
+  }
+
+  /** The stream ended: the open segment is closed as it is, ENDLIST is written, nothing is held any more. */
+  end(): void {
+    if (this.ended) return;
+    if (this.open) this.finish(this.open, undefined, true);
+    this.ended = true;
+    this.changed();
+  }
+
+  /** The newest part or segment, undefined before the first. */
+  position(): Position | undefined {
+    const open = this.open;
+    if (open && open.parts.length > 0) return { msn: open.msn, part: open.parts.length - 1 };
+    const last = this.segments.at(-1);
+    if (!last) return undefined;
+    return { msn: last.msn, part: last.parts.length > 0 ? last.parts.length - 1 : Number.POSITIVE_INFINITY };
+  }
+
+  /** Media sequence number of the newest complete segment (-1 before the first). */
+  lastCompleteMsn(): number {
+    return this.segments.at(-1)?.msn ?? (this.open ? this.open.msn : this.nextMsn) - 1;
+  }
+
+  /** URI of the part the preload hint names (the next part of the current epoch). */
+  hintUri(): string {
+    return this.uris.part(this.epoch, this.lastNumber + 1);
+  }
+
+  /** The media playlist, full or as a delta update. */
+  render({ skip, reports = [] }: RenderOptions = {}): string {
+    const all = [...this.segments, ...(this.open && this.open.parts.length > 0 ? [this.open] : [])];
+    const end = all.reduce((sum, s) => sum + s.duration, 0);
+    // Start of each segment, seconds from the start of the window.
+    const starts: number[] = [];
+    all.reduce((at, s) => {
+      starts.push(at);
+      return at + s.duration;
+    }, 0);
+    // Segment entries as hls-parser counts them: the hint-only entry after a complete segment is one too.
+    const hintOnly = !this.ended && !(this.open && this.open.parts.length > 0);
+    const entries = all.length + (hintOnly ? 1 : 0);
+    const delta = skip !== undefined && !this.ended;
+    let skipped = 0;
+    // 6.2.5.1: skip the segments that lie wholly before the Skip Boundary (CAN-SKIP-UNTIL from the end).
+    while (
+      delta &&
+      skipped < all.length &&
+      (starts[skipped] ?? 0) + (all[skipped]?.duration ?? 0) <= end - this.skipUntil
+    ) {
+      skipped++;
+    }
+    const segments = all.slice(skipped).map((s, j) => {
+      const i = j + skipped;
+      const withParts = end - (starts[i] ?? 0) < 3 * this.targetDuration && i >= entries - 3;
+      const parts = withParts
+        ? s.parts.map(
+            (p) =>
+              new types.PartialSegment({
+                hint: false,
+                uri: p.uri,
+                duration: ms(p.duration),
+                independent: p.independent || undefined,
+              }),
+          )
+        : [];
+      const complete = s !== this.open || this.ended;
+      if (!complete) parts.push(new types.PartialSegment({ hint: true, uri: this.hintUri() }));
+      return new types.Segment({
+        uri: complete ? s.uri : '',
+        duration: complete ? ms(s.duration) : undefined,
+        mediaSequenceNumber: s.msn,
+        discontinuitySequence: s.dsn,
+        // A discontinuity before the first segment of the window means nothing to a joining player.
+        discontinuity: i > 0 && s.discontinuity,
+        map: new types.MediaInitializationSection({ uri: s.mapUri }),
+        programDateTime: s.programDateTime,
+        parts,
+      });
+    });
+    if (hintOnly) {
+      // The preload hint of the next segment's first part: a segment entry with nothing but the hint.
+      segments.push(
+        new types.Segment({
+          uri: '',
+          mediaSequenceNumber: this.nextMsn,
+          discontinuitySequence: this.dsn,
+          parts: [new types.PartialSegment({ hint: true, uri: this.hintUri() })],
+        }),
+      );
+    }
+    const first = all[0];
+    const playlist: MediaPlaylist = new types.MediaPlaylist({
+      // 7 as the plain playlists; 9 where EXT-X-SKIP appears (rfc8216bis section 8). A v2 delta replaces no
+      // EXT-X-DATERANGE (this playlist has none), so it does not need 10.
+      version: delta && skipped > 0 ? 9 : 7,
+      independentSegments: true,
+      targetDuration: this.targetDuration,
+      mediaSequenceBase: first?.msn ?? this.nextMsn,
+      discontinuitySequenceBase: first?.dsn ?? this.dsn,
+      lowLatencyCompatibility: {
+        canBlockReload: true,
+        canSkipUntil: this.skipUntil,
+        holdBack: 3 * this.targetDuration,
+        partHoldBack: ms(3 * this.partTarget),
+      },
+      partTargetDuration: this.partTarget,
+      skip: delta ? skipped : 0,
+      endlist: this.ended,
+      segments,
+      renditionReports: reports.map(
+        // hls-parser's type wants lastPart, its writer leaves LAST-PART out when undefined.
+        (r) => new types.RenditionReport({ uri: r.uri, lastMSN: r.lastMsn, lastPart: r.lastPart as number }),
+      ),
+    });
+    let text = stringify(playlist);
+    if (delta && skipped > 0 && skip === 'v2') {
+      // hls-parser cannot write RECENTLY-REMOVED-DATERANGES, which a v2 delta must carry (4.4.5.2); this
+      // playlist never has date ranges, so the list is empty.
+      text = text.replace(/^#EXT-X-SKIP:SKIPPED-SEGMENTS=\d+$/m, '$&,RECENTLY-REMOVED-DATERANGES=""');
+    }
+    // RFC 8216: every line ends with a line feed (hls-parser leaves the last one off).
+    return `${text}\n`;
+  }
+
+  private gate(epoch: number): AcceptResult | undefined {
+    if (this.ended) return 'ended';
+    if (epoch < this.epoch) return 'fenced';
+    if (epoch > this.epoch) this.switchEpoch(epoch);
+    return undefined;
+  }
+
+  private switchEpoch(epoch: number): void {
+    if (this.open) this.finish(this.open, undefined, true);
+    // The first epoch of the playlist needs no discontinuity; every later one does.
+    this.discontinuityPending = this.epoch >= 0 || this.segments.length > 0;
+    this.epoch = epoch;
+    this.lastSequence = -1;
+    this.lastNumber = -1;
+  }
+
+  private startSegment(epoch: number, sequence: number, programDateTime: Date | undefined): void {
+    const discontinuity = this.discontinuityPending && this.nextMsn > 0;
+    if (discontinuity) this.dsn++;
+    this.discontinuityPending = false;
+    this.open = {
+      msn: this.nextMsn++,
+      dsn: this.dsn,
+      discontinuity,
+      epoch,
+      sequence,
+      uri: this.uris.segment(epoch, sequence),
+      mapUri: this.uris.init(epoch),
+      parts: [],
+      duration: 0,
+      programDateTime,
+      truncated: false,
+    };
+    this.lastSequence = sequence;
+  }
+
+  /** Moves the open segment to the complete ones and trims the window. */
+  private finish(segment: LlSegment, duration: number | undefined, truncated = false): void {
+    // An open segment always has a part or an announced duration: startSegment is followed by one of them.
+    if (duration !== undefined) segment.duration = duration;
+    segment.truncated = truncated;
+    this.segments.push(segment);
+    this.open = undefined;
+    while (this.segments.length > this.windowSegments) this.segments.shift();
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) listener();
+  }
+}
+
+/** The LL-HLS playlists of one stream: its renditions, each rendered with reports of all the others. */
+export class LlStream {
+  readonly renditions = new Map<string, LlRenditionPlaylist>();
+
+  constructor(private readonly defaults: Omit<LlPlaylistOptions, 'rendition'>) {}
+
+  rendition(name: string): LlRenditionPlaylist {
+    let playlist = this.renditions.get(name);
+    if (!playlist) {
+      playlist = new LlRenditionPlaylist({ ...this.defaults, rendition: name });
+      this.renditions.set(name, playlist);
+    }
+    return playlist;
+  }
+
+  /** A rendition's media playlist, with EXT-X-RENDITION-REPORT for every other rendition that has media. */
+  render(name: string, skip?: 'YES' | 'v2'): string {
+    const playlist = this.renditions.get(name);
+    if (!playlist) throw new Error(`unknown rendition ${name}`);
+    const reports = [...this.renditions.values()]
+      .filter((other) => other !== playlist)
+      .flatMap((other) => {
+        const at = other.position();
+        // LAST-PART: the newest part of LAST-MSN (left out for a segment announced without parts).
+        return at
+          ? [
+              {
+                uri: `${other.rendition}.m3u8`,
+                lastMsn: at.msn,
+                lastPart: Number.isFinite(at.part) ? at.part : undefined,
+              },
+            ]
+          : [];
+      });
+    return playlist.render({ skip, reports });
+  }
+}

@@ -1,0 +1,509 @@
+// LL-HLS media playlists and blocking reload: every rendered playlist is parsed back with hls-parser (which
+// validates LL-HLS rules itself) and checked against rfc8216bis with this file's own line reader; blocking
+// requests are timed against the moment their part arrives. No fixed sleeps: tests await the promises.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parse } from 'hls-parser';
+import type { MediaPlaylist } from 'hls-parser/types.js';
+import {
+  advancePartLimit,
+  PlaylistRequestError,
+  playlistResponse,
+  satisfies,
+  waitFor,
+} from '../src/llhls/blocking-reload.js';
+import { defaultUris, type LlRenditionPlaylist, LlStream } from '../src/llhls/ll-playlist.js';
+
+const PART = 0.2;
+const TD = 1;
+const T0 = Date.parse('2025-01-01T00:00:00.000Z');
+
+/** Plays the part cutter's role for one rendition: 5 parts of 200 ms per 1 s segment, segment events first. */
+class Feeder {
+  sequence = 0;
+  index = 0;
+  number = 0;
+  mediaTime = 0;
+  constructor(
+    readonly playlist: LlRenditionPlaylist,
+    public epoch = 1,
+  ) {}
+  part() {
+    if (this.index === 5) {
+      assert.equal(this.playlist.completeSegment({ epoch: this.epoch, sequence: this.sequence }), 'accepted');
+      this.sequence++;
+      this.index = 0;
+    }
+    const result = this.playlist.addPart({
+      epoch: this.epoch,
+      sequence: this.sequence,
+      index: this.index,
+      number: this.number,
+      duration: PART,
+      independent: this.index === 0,
+      programDateTime: new Date(T0 + Math.round(this.mediaTime * 1000)),
+    });
+    assert.equal(result, 'accepted');
+    this.index++;
+    this.number++;
+    this.mediaTime += PART;
+  }
+  parts(n: number) {
+    for (let i = 0; i < n; i++) this.part();
+  }
+  /** A new epoch (another worker): its cutter starts again at segment 0, part 0. */
+  restart(epoch: number) {
+    this.epoch = epoch;
+    this.sequence = 0;
+    this.index = 0;
+    this.number = 0;
+  }
+}
+
+interface Entry {
+  msn: number;
+  discontinuity: boolean;
+  map?: string;
+  pdt?: string;
+  parts: { uri: string; duration: number; independent: boolean }[];
+  duration?: number;
+  uri?: string;
+}
+
+interface Read {
+  version: number;
+  targetDuration: number;
+  partTarget: number;
+  serverControl: Record<string, string>;
+  mediaSequence: number;
+  discontinuitySequence: number;
+  skip?: Record<string, string>;
+  entries: Entry[];
+  hints: string[];
+  reports: { uri: string; lastMsn: number; lastPart?: number }[];
+  endlist: boolean;
+}
+
+const attrs = (list: string): Record<string, string> =>
+  Object.fromEntries(
+    [...list.matchAll(/([A-Z0-9-]+)=("[^"]*"|[^,]*)/g)].map((m) => [
+      m[1] as string,
+      (m[2] as string).replace(/"/g, ''),
+    ]),
+  );
+
+/** This test's own reading of a media playlist, line by line (independent of hls-parser). */
+function read(text: string): Read {
+  assert.ok(text.endsWith('\n'), 'every line ends with a line feed');
+  const lines = text.trimEnd().split('\n');
+  assert.equal(lines[0], '#EXTM3U');
+  const out: Read = {
+    version: 0,
+    targetDuration: 0,
+    partTarget: 0,
+    serverControl: {},
+    mediaSequence: 0,
+    discontinuitySequence: 0,
+    entries: [],
+    hints: [],
+    reports: [],
+    endlist: false,
+  };
+  let current: Entry | undefined;
+  const entry = () => {
+    current ??= {
+      msn: out.mediaSequence + Number(out.skip?.['SKIPPED-SEGMENTS'] ?? 0) + out.entries.length,
+      discontinuity: false,
+      parts: [],
+    };
+    return current;
+  };
+  for (const line of lines.slice(1)) {
+    const [tag, value = ''] = line.split(/:(.*)/s) as [string, string?];
+    if (tag === '#EXT-X-VERSION') out.version = Number(value);
+    else if (tag === '#EXT-X-TARGETDURATION') out.targetDuration = Number(value);
+    else if (tag === '#EXT-X-PART-INF') out.partTarget = Number(attrs(value)['PART-TARGET']);
+    else if (tag === '#EXT-X-SERVER-CONTROL') out.serverControl = attrs(value);
+    else if (tag === '#EXT-X-MEDIA-SEQUENCE') out.mediaSequence = Number(value);
+    else if (tag === '#EXT-X-DISCONTINUITY-SEQUENCE') out.discontinuitySequence = Number(value);
+    else if (tag === '#EXT-X-SKIP') out.skip = attrs(value);
+    else if (tag === '#EXT-X-INDEPENDENT-SEGMENTS') continue;
+    else if (tag === '#EXT-X-DISCONTINUITY') entry().discontinuity = true;
+    else if (tag === '#EXT-X-MAP') entry().map = attrs(value).URI;
+    else if (tag === '#EXT-X-PROGRAM-DATE-TIME') entry().pdt = value;
+    else if (tag === '#EXT-X-PART') {
+      const a = attrs(value);
+      entry().parts.push({
+        uri: a.URI ?? '',
+        duration: Number(a.DURATION),
+        independent: a.INDEPENDENT === 'YES',
+      });
+    } else if (tag === '#EXT-X-PRELOAD-HINT') {
+      const a = attrs(value);
+      assert.equal(a.TYPE, 'PART');
+      out.hints.push(a.URI ?? '');
+      if (current) out.entries.push(current);
+      current = undefined;
+    } else if (tag === '#EXTINF') entry().duration = Number(value.split(',')[0]);
+    else if (tag === '#EXT-X-ENDLIST') out.endlist = true;
+    else if (tag === '#EXT-X-RENDITION-REPORT') {
+      const a = attrs(value);
+      out.reports.push({
+        uri: a.URI ?? '',
+        lastMsn: Number(a['LAST-MSN']),
+        lastPart: a['LAST-PART'] === undefined ? undefined : Number(a['LAST-PART']),
+      });
+    } else if (!tag.startsWith('#')) {
+      entry().uri = tag;
+      out.entries.push(entry());
+      current = undefined;
+    } else assert.fail(`unexpected line ${line}`);
+  }
+  return out;
+}
+
+/** The LL-HLS rules every live playlist must follow, checked on the rendered text. */
+function checkRules(text: string, playlist: LlRenditionPlaylist, stream: LlStream): Read {
+  // hls-parser validates LL-HLS itself (PART-TARGET, 85 % floor, parts near the end, hint, server control).
+  const parsed = parse(text) as MediaPlaylist;
+  assert.equal(parsed.isMasterPlaylist, false);
+  const r = read(text);
+  assert.equal(r.targetDuration, TD);
+  assert.equal(r.partTarget, PART);
+  assert.equal(r.serverControl['CAN-BLOCK-RELOAD'], 'YES');
+  assert.ok(
+    Number(r.serverControl['PART-HOLD-BACK']) >= 3 * r.partTarget - 1e-9,
+    'PART-HOLD-BACK >= 3 x PART-TARGET',
+  );
+  assert.ok(Number(r.serverControl['CAN-SKIP-UNTIL']) >= 6 * r.targetDuration, 'CAN-SKIP-UNTIL >= 6 x TD');
+  // rfc8216bis 4.4.4.9: DURATION <= PART-TARGET, with no rounding tolerance (unlike EXTINF's rounding to
+  // the whole second); only float noise is allowed. At least 85 % except INDEPENDENT parts and last parts.
+  for (const e of r.entries) {
+    e.parts.forEach((p, i) => {
+      assert.ok(p.duration <= r.partTarget + 1e-9, `part ${p.uri} lasts ${p.duration} > PART-TARGET`);
+      const last = i === e.parts.length - 1 && e.uri !== undefined;
+      if (!p.independent && !last) assert.ok(p.duration >= 0.85 * r.partTarget - 1e-9, `${p.uri} too short`);
+    });
+    if (e.duration !== undefined)
+      assert.ok(Math.round(e.duration) <= r.targetDuration, 'EXTINF rounds to <= TD');
+  }
+  // 6.2.2: EXT-X-PART lines only within the last 3 target durations of the playlist's end.
+  const durations = r.entries.map((e) => e.duration ?? e.parts.reduce((s, p) => s + p.duration, 0));
+  const end = durations.reduce((s, d) => s + d, 0);
+  let at = 0;
+  r.entries.forEach((e, i) => {
+    let partStart = at;
+    for (const p of e.parts) {
+      assert.ok(
+        end - partStart <= 3 * r.targetDuration + 1e-9,
+        `part ${p.uri} is ${end - partStart} s from the end`,
+      );
+      partStart += p.duration;
+    }
+    at += durations[i] ?? 0;
+  });
+  if (!r.endlist) {
+    // The preload hint names the next part, which is exactly one part after the newest listed.
+    assert.equal(r.hints.length, 1, 'one preload hint');
+    assert.equal(r.hints[0], playlist.hintUri());
+  }
+  // Rendition reports for every other rendition, with its newest segment and part.
+  const others = [...stream.renditions.values()].filter((o) => o !== playlist && o.position());
+  assert.deepEqual(r.reports.map((x) => x.uri).sort(), others.map((o) => `${o.rendition}.m3u8`).sort());
+  for (const report of r.reports) {
+    const other = stream.renditions.get(report.uri.replace('.m3u8', ''));
+    assert.deepEqual({ msn: report.lastMsn, part: report.lastPart }, other?.position());
+  }
+  return r;
+}
+
+const newStream = () => new LlStream({ partTarget: PART, targetDuration: TD, windowSegments: 12 });
+
+test('playlists follow the LL-HLS rules after every part, with reports of the other renditions', () => {
+  const stream = newStream();
+  const names = ['360p', '720p', '1080p'];
+  const feeders = names.map((n) => new Feeder(stream.rendition(n)));
+  let lastSequence = -1;
+  for (let i = 0; i < 100; i++) {
+    for (const [k, feeder] of feeders.entries()) {
+      feeder.part();
+      const name = names[k] as string;
+      const r = checkRules(stream.render(name), stream.rendition(name), stream);
+      if (k === 0) {
+        assert.ok(r.mediaSequence >= lastSequence, 'media sequence never goes back');
+        lastSequence = r.mediaSequence;
+      }
+    }
+  }
+  // 20 s of parts: 19 complete segments, the window keeps 12, the 20th is being built (its 5 parts listed).
+  const text = stream.render('360p');
+  const r = read(text);
+  assert.equal(r.mediaSequence, 7);
+  assert.equal(r.entries.length, 13);
+  assert.equal(r.entries.at(-1)?.uri, undefined, 'the last entry is the open segment (parts, then the hint)');
+  assert.equal(r.entries.at(-1)?.parts.length, 5);
+  assert.match(
+    text,
+    /^#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=6,HOLD-BACK=3,PART-HOLD-BACK=0.6$/m,
+  );
+  assert.match(text, /^#EXT-X-PART-INF:PART-TARGET=0.2$/m);
+  assert.match(text, /^#EXT-X-PART:DURATION=0.2,URI="1\/360p\/part_95.m4s",INDEPENDENT=YES$/m);
+  assert.match(text, /^#EXT-X-PRELOAD-HINT:TYPE=PART,URI="1\/360p\/part_100.m4s"$/m);
+  assert.match(text, /^#EXT-X-RENDITION-REPORT:URI="720p.m3u8",LAST-MSN=19,LAST-PART=4$/m);
+  // Parts are listed for segments starting less than 3 s before the end: the open one (1 s of parts so
+  // far) and the segment before it; the one before that starts exactly 3 s back. PDT on each segment.
+  assert.deepEqual(
+    r.entries.map((e) => e.parts.length),
+    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 5],
+  );
+  assert.equal(r.entries[0]?.pdt, '2025-01-01T00:00:07.000Z');
+  assert.equal(r.entries[0]?.uri, '1/360p/seg_7.m4s');
+  assert.equal(r.entries[0]?.map, '1/360p/init.mp4');
+
+  // Right after a segment completes and before the next part: the hint stands alone for the next segment.
+  const alone = new Feeder(stream.rendition('480p'));
+  alone.parts(5);
+  stream.rendition('480p').completeSegment({ epoch: 1, sequence: 0 });
+  const a = checkRules(stream.render('480p'), stream.rendition('480p'), stream);
+  assert.equal(a.entries.length, 1);
+  assert.deepEqual(a.hints, ['1/480p/part_5.m4s']);
+});
+
+test('epoch change mid-segment: the old segment ends, a discontinuity and a new map start the next; zombies are fenced', () => {
+  const stream = newStream();
+  const playlist = stream.rendition('360p');
+  const feeder = new Feeder(playlist, 1);
+  feeder.parts(12); // 2 complete segments + 2 parts of the third
+  feeder.restart(2);
+  feeder.part(); // the new worker's first part
+  let text = stream.render('360p');
+  let r = checkRules(text, playlist, stream);
+  assert.deepEqual(
+    r.entries.map((e) => [e.msn, e.uri ?? 'open', e.duration ?? null, e.discontinuity, e.map ?? null]),
+    [
+      [0, '1/360p/seg_0.m4s', 1, false, '1/360p/init.mp4'],
+      [1, '1/360p/seg_1.m4s', 1, false, null],
+      // The interrupted segment is closed with the 2 parts it had (served as their concatenation).
+      [2, '1/360p/seg_2.m4s', 0.4, false, null],
+      [3, 'open', null, true, '2/360p/init.mp4'],
+    ],
+  );
+  assert.equal(playlist.segments.at(-1)?.truncated, true);
+  // hls-parser agrees on the discontinuity and the new init segment.
+  const parsed = parse(text) as MediaPlaylist;
+  assert.equal(parsed.segments[3]?.discontinuity, true);
+  assert.equal(parsed.segments[3]?.map?.uri, '2/360p/init.mp4');
+  assert.match(
+    text,
+    /#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI="2\/360p\/init.mp4"\n#EXT-X-PROGRAM-DATE-TIME:.*\n#EXT-X-PART:/,
+  );
+  assert.equal(r.hints[0], '2/360p/part_1.m4s');
+
+  // A zombie of epoch 1 sends another part and a segment: refused, never listed.
+  assert.equal(
+    playlist.addPart({ epoch: 1, sequence: 2, index: 2, number: 12, duration: PART, independent: false }),
+    'fenced',
+  );
+  assert.equal(playlist.completeSegment({ epoch: 1, sequence: 2 }), 'fenced');
+  assert.equal(stream.render('360p'), text);
+  // Duplicates and gaps within the epoch are refused too.
+  assert.equal(
+    playlist.addPart({ epoch: 2, sequence: 0, index: 0, number: 0, duration: PART, independent: true }),
+    'duplicate',
+  );
+  assert.equal(
+    playlist.addPart({ epoch: 2, sequence: 0, index: 2, number: 2, duration: PART, independent: false }),
+    'out-of-order',
+  );
+
+  // The assignment moves on (epoch 3) before its worker sends anything: epoch 2 is fenced from now on.
+  feeder.parts(6); // epoch 2: segment 0 complete + first part of segment 1
+  playlist.raiseEpoch(3);
+  assert.equal(
+    playlist.addPart({ epoch: 2, sequence: 1, index: 1, number: 6, duration: PART, independent: false }),
+    'fenced',
+  );
+  feeder.restart(3);
+  feeder.parts(61);
+  text = stream.render('360p');
+  r = checkRules(text, playlist, stream);
+  // Media sequence numbers kept counting across epochs; both discontinuities have left the 12-segment window
+  // and EXT-X-DISCONTINUITY-SEQUENCE counts them, so every segment keeps its discontinuity sequence number.
+  assert.equal(r.mediaSequence, playlist.segments[0]?.msn);
+  assert.equal(r.discontinuitySequence, 2);
+  assert.ok(!text.includes('#EXT-X-DISCONTINUITY\n'));
+});
+
+test('delta updates (_HLS_skip=YES|v2) replace the segments before the skip boundary with EXT-X-SKIP', () => {
+  const stream = newStream();
+  const playlist = stream.rendition('360p');
+  new Feeder(playlist).parts(62); // 12 complete segments + 2 parts: 12.4 s
+  new Feeder(stream.rendition('720p')).parts(62);
+  const full = stream.render('360p');
+  const delta = stream.render('360p', 'YES');
+  const r = checkRules(delta, playlist, stream);
+  // The skip boundary is 6 s before the end (12.4 s): segments ending at or before 6.4 s (0..5) are skipped.
+  assert.equal(r.skip?.['SKIPPED-SEGMENTS'], '6');
+  assert.equal(r.version, 9, 'EXT-X-SKIP needs version 9 (rfc8216bis section 8)');
+  assert.equal(r.entries[0]?.uri, '1/360p/seg_6.m4s');
+  assert.equal(r.entries[0]?.msn, 6);
+  const parsed = parse(delta) as MediaPlaylist;
+  assert.equal(parsed.skip, 6);
+  assert.equal(parsed.segments[0]?.mediaSequenceNumber, 6);
+  // Everything after the skipped segments is as in the full playlist (6.2.5.1: all tags not skipped remain),
+  // except the EXT-X-MAP the first remaining segment needs.
+  const tail = (text: string) => text.slice(text.indexOf('#EXT-X-PROGRAM-DATE-TIME:2025-01-01T00:00:06'));
+  assert.equal(tail(delta), tail(full));
+  assert.match(delta, /#EXT-X-MAP:URI="1\/360p\/init.mp4"\n#EXT-X-PROGRAM-DATE-TIME:2025-01-01T00:00:06/);
+  // v2 also skips date ranges: none here, but the attribute listing removed ones is required.
+  assert.match(
+    stream.render('360p', 'v2'),
+    /^#EXT-X-SKIP:SKIPPED-SEGMENTS=6,RECENTLY-REMOVED-DATERANGES=""$/m,
+  );
+  // Too short to skip anything: a full playlist. After ENDLIST: _HLS_skip is ignored (6.2.5.1-M5).
+  const short = newStream();
+  new Feeder(short.rendition('360p')).parts(20);
+  assert.ok(!short.render('360p', 'YES').includes('EXT-X-SKIP'));
+  playlist.end();
+  assert.ok(!stream.render('360p', 'YES').includes('EXT-X-SKIP'));
+  assert.match(stream.render('360p'), /#EXT-X-ENDLIST/);
+});
+
+test('blocking reload: held until the part exists, answered in the same tick it arrives', async (t) => {
+  const stream = newStream();
+  const playlist = stream.rendition('360p');
+  const feeder = new Feeder(playlist);
+  feeder.parts(27); // segments 0-4 complete, segment 5 has parts 0 and 1
+  assert.deepEqual(playlist.position(), { msn: 5, part: 1 });
+  assert.equal(satisfies(playlist, 5, 1), true);
+  await waitFor(playlist, 5, 1); // already there: answered at once
+  await waitFor(playlist, 2, 9); // a segment that is long complete (M4): at once
+
+  // Next part: held; resolved when it is added, within a few ms (the same tick, in fact).
+  let settled = false;
+  const held = waitFor(playlist, 5, 2).then(() => {
+    settled = true;
+    return performance.now();
+  });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(settled, false, 'held while the part does not exist');
+  const arrived = performance.now();
+  feeder.part();
+  const answeredMs = (await held) - arrived;
+  assert.ok(answeredMs < 5, `answered ${answeredMs.toFixed(2)} ms after the part arrived`);
+
+  // A live producer (a part every 200 ms from a timer): each held request is answered as its part lands.
+  const delays: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const { msn, part } = playlist.position() ?? assert.fail('no position');
+    const next = part === 4 ? { msn: msn + 1, part: 0 } : { msn, part: part + 1 };
+    let landed = 0;
+    const request = waitFor(playlist, next.msn, next.part);
+    setTimeout(() => {
+      landed = performance.now();
+      feeder.part();
+    }, 200);
+    await request;
+    delays.push(performance.now() - landed);
+  }
+  t.diagnostic(`held requests answered ${delays.map((d) => d.toFixed(2)).join(', ')} ms after their part`);
+  assert.ok(
+    Math.max(...delays) < 5,
+    `answered ${delays.map((d) => d.toFixed(2)).join(', ')} ms after arrival`,
+  );
+
+  // A part index past the last part of a complete segment means part 0 of the next one (6.2.5.2-M3).
+  feeder.parts(5 - feeder.index); // complete segment 6's parts
+  playlist.completeSegment({ epoch: 1, sequence: feeder.sequence });
+  feeder.sequence++;
+  feeder.index = 0;
+  const lastMsn = playlist.lastCompleteMsn();
+  let beyondDone = false;
+  const beyond = waitFor(playlist, lastMsn, 5).then(() => {
+    beyondDone = true;
+  });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(beyondDone, false);
+  feeder.part();
+  await beyond;
+  // _HLS_msn alone waits for the whole segment, not its first parts (6.2.5.2-M1).
+  let segmentDone = false;
+  const whole = waitFor(playlist, lastMsn + 1, undefined).then(() => {
+    segmentDone = true;
+  });
+  feeder.parts(4);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(segmentDone, false, 'parts alone do not make the segment');
+  feeder.part(); // completes the segment, then starts the next
+  await whole;
+});
+
+test('blocking reload: 400 when asked too far ahead, 503 after the hold time, released by the end', async () => {
+  const stream = newStream();
+  const playlist = stream.rendition('360p');
+  const feeder = new Feeder(playlist);
+  feeder.parts(27); // last complete segment 4; newest part (5, 1)
+  assert.equal(advancePartLimit(0.2), 15);
+  assert.equal(advancePartLimit(2), 3);
+  const rejects = (p: Promise<void>, status: number, message: RegExp) =>
+    assert.rejects(
+      p,
+      (e: unknown) => e instanceof PlaylistRequestError && e.status === status && message.test(e.message),
+    );
+  // More than 2 segments ahead of the last complete one (4): 7 is refused at once, 6 is held.
+  await rejects(waitFor(playlist, 7, undefined), 400, /more than 2 segments ahead/);
+  await rejects(waitFor(playlist, 7, 0), 400, /more than 2 segments ahead/);
+  // More parts ahead than the Advance Part Limit (15 parts of 200 ms = 3 s).
+  await rejects(waitFor(playlist, 5, 1 + 16), 400, /parts ahead \(limit 15\)/);
+
+  // Nothing arrives: 503 once the hold time is over (default 3 x TARGETDURATION; short here).
+  const started = performance.now();
+  await rejects(waitFor(playlist, 5, 2, 150), 503, /did not appear within 150 ms/);
+  const waited = performance.now() - started;
+  assert.ok(waited >= 149 && waited < 1000, `503 after ${waited.toFixed(0)} ms`);
+
+  // The stream ends while requests are held: they are answered (with ENDLIST), and later ones at once.
+  const heldAtEnd = waitFor(playlist, 6, 0);
+  playlist.end();
+  await heldAtEnd;
+  await waitFor(playlist, 6, 3);
+});
+
+test('request adapter: query directives to status, headers and playlist', async () => {
+  const stream = newStream();
+  const playlist = stream.rendition('360p');
+  const feeder = new Feeder(playlist);
+  new Feeder(stream.rendition('720p')).parts(62);
+  feeder.parts(62);
+  const q = (s: string) => new URLSearchParams(s);
+
+  const plain = await playlistResponse(stream, '360p', q(''));
+  assert.equal(plain.status, 200);
+  assert.equal(plain.headers['content-type'], 'application/vnd.apple.mpegurl');
+  assert.equal(plain.headers['cache-control'], 'no-cache');
+  assert.equal(plain.body, stream.render('360p'));
+
+  // Held until part 2 of segment 12 exists, then the playlist that has it, cacheable for a few seconds.
+  const pending = playlistResponse(stream, '360p', q('_HLS_msn=12&_HLS_part=2&_HLS_skip=YES'));
+  feeder.part();
+  const blocked = await pending;
+  assert.equal(blocked.status, 200);
+  assert.equal(blocked.headers['cache-control'], 'public, max-age=6');
+  assert.match(blocked.body, /^#EXT-X-SKIP:SKIPPED-SEGMENTS=\d+$/m);
+  assert.match(blocked.body, /URI="1\/360p\/part_62.m4s"/);
+
+  assert.equal(
+    (await playlistResponse(stream, '360p', q('_HLS_part=1'))).status,
+    400,
+    '_HLS_part without _HLS_msn',
+  );
+  assert.equal((await playlistResponse(stream, '360p', q('_HLS_msn=-1'))).status, 400);
+  assert.equal((await playlistResponse(stream, '360p', q('_HLS_msn=1e3'))).status, 400);
+  assert.equal((await playlistResponse(stream, '360p', q('_HLS_skip=NO'))).status, 400);
+  assert.equal((await playlistResponse(stream, '360p', q('_HLS_msn=99'))).status, 400);
+  assert.equal((await playlistResponse(stream, '240p', q(''))).status, 404);
+  const timeout = await playlistResponse(stream, '360p', q('_HLS_msn=12&_HLS_part=4'), 100);
+  assert.equal(timeout.status, 503);
+  assert.equal(timeout.headers['retry-after'], '1');
+  assert.deepEqual(defaultUris('x').segment(3, 4), '3/x/seg_4.m4s');
+});
