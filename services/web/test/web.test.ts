@@ -329,16 +329,10 @@ test('failover while watching: 3 SIGKILLs of the active worker, zero stalls at d
     // Two workers with one slot each: one transcodes, the other is the warm standby the kill fails over to.
     // Kill in steady state: the player is back at its target latency (it rebuilds its buffer after a
     // failover) and a fresh segment of the current epoch has just been announced.
-    await page.waitForFunction(
-      () => {
-        const hls = (window as PageHook).__live.hls();
-        return (
-          hls && hls.latency >= hls.targetLatency - 0.1 && !(window as PageHook).__live.player.isRebuilding
-        );
-      },
-      null,
-      { timeout: 40_000, polling: 100 },
-    );
+    await page.waitForFunction(() => (window as PageHook).__live.player.settled, null, {
+      timeout: 40_000,
+      polling: 100,
+    });
     const announced = segments.length;
     await waitFor(() => segments.length > announced, { timeoutMs: 10_000, what: 'a fresh segment' });
     const before = await activeWorker(STREAM);

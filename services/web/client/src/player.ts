@@ -14,7 +14,14 @@ import Hls, { type ErrorData, FetchLoader, type Level, type LoaderContext } from
  * until the target is back: 2 s are regained in about 13 s.
  */
 const REBUILD_RATE = 0.85;
-const REBUILD_BELOW_S = 0.5;
+/** Slow down when the latency is this far below the target... */
+const REBUILD_BELOW_S = 0.25;
+/**
+ * ...and play at normal speed again once this close to it. The two thresholds leave room for hls.js's
+ * latency estimate to jitter without the rate flapping, and a player that is not rebuilding is always
+ * within REBUILD_BELOW_S of its target (`settled`): there is no band where it is short and does nothing.
+ */
+const REBUILD_UNTIL_S = 0.02;
 const LOW_BUFFER_S = 0.8;
 
 export interface PlayerStats {
@@ -81,6 +88,13 @@ export class Player {
     return this.rebuilding;
   }
 
+  /** Playing at normal speed within REBUILD_BELOW_S of hls.js's target latency (its full buffer). */
+  get settled(): boolean {
+    const target = this.hls?.targetLatency;
+    const latency = this.latency;
+    return !this.rebuilding && !!target && latency !== null && latency >= target - REBUILD_BELOW_S;
+  }
+
   private keepLatency(): void {
     const hls = this.hls;
     const target = hls?.targetLatency;
@@ -93,7 +107,8 @@ export class Player {
     const ahead = v.buffered.length > 0 ? v.buffered.end(v.buffered.length - 1) - v.currentTime : 0;
     if (!this.rebuilding && (latency < target - REBUILD_BELOW_S || ahead < LOW_BUFFER_S))
       this.setRebuilding(true);
-    else if (this.rebuilding && latency >= target - 0.05 && ahead >= LOW_BUFFER_S) this.setRebuilding(false);
+    else if (this.rebuilding && latency >= target - REBUILD_UNTIL_S && ahead >= LOW_BUFFER_S)
+      this.setRebuilding(false);
   }
 
   private setRebuilding(on: boolean): void {
