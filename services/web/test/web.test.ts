@@ -493,10 +493,12 @@ test('studio: sign in, a new key shown once, live status, the health chart moves
   // broken player.
   await page.goto(web('/watch/studio-one'));
   await page.waitForSelector('body[data-view="ended"]', { timeout: 20_000 });
+  assert.equal(await page.textContent('#live-badge'), 'ENDED', 'the badge says what the overlay says');
   await page.screenshot({ path: join(SHOTS, 'watch-ended.png') });
   await page.goto(web('/watch/never-live'));
   await page.waitForSelector('body[data-view="offline"]');
   assert.match((await page.textContent('#overlay')) ?? '', /Offline/);
+  assert.equal(await page.textContent('#live-badge'), 'OFFLINE');
   await page.screenshot({ path: join(SHOTS, 'watch-offline.png') });
   // (The wrong token's 401 is logged by Chromium as a failed resource load; nothing else may fail.)
   assert.deepEqual(

@@ -79,6 +79,23 @@ async function main(): Promise<void> {
   });
   goLive.addEventListener('click', () => player.goLive());
 
+  // The live-edge indicator and latency: twice a second, and at once when the stream's state changes.
+  const showIndicator = () => {
+    const latency = player.latency;
+    setText('latency', latency === null ? '-' : `${latency.toFixed(1)} s`);
+    const behind = player.behindLive;
+    const playing = document.body.dataset.view === 'playing';
+    const atEdge = playing && behind !== null && behind < player.targetDuration * 2 + 1;
+    liveBadge.classList.toggle('at-edge', atEdge);
+    liveBadge.textContent = !playing
+      ? (streamState?.state ?? 'offline').toUpperCase()
+      : atEdge
+        ? 'LIVE'
+        : 'BEHIND';
+    goLive.hidden = !playing || behind === null || atEdge;
+  };
+  window.setInterval(showIndicator, 500);
+
   subscribe(`/api/events?stream=${encodeURIComponent(streamId)}`, {
     state: (s: StreamState) => {
       streamState = s;
@@ -98,24 +115,9 @@ async function main(): Promise<void> {
         player.stop();
         showView('offline', 'This channel is not live right now. This page starts the video when it is.');
       }
+      showIndicator();
     },
   });
-
-  // The live-edge indicator and latency, twice a second.
-  window.setInterval(() => {
-    const latency = player.latency;
-    setText('latency', latency === null ? '-' : `${latency.toFixed(1)} s`);
-    const behind = player.behindLive;
-    const playing = document.body.dataset.view === 'playing';
-    const atEdge = playing && behind !== null && behind < player.targetDuration * 2 + 1;
-    liveBadge.classList.toggle('at-edge', atEdge);
-    liveBadge.textContent = !playing
-      ? (streamState?.state ?? 'offline').toUpperCase()
-      : atEdge
-        ? 'LIVE'
-        : 'BEHIND';
-    goLive.hidden = !playing || behind === null || atEdge;
-  }, 500);
 
   const panel = new ChatPanel(byId('chat'), { videoClock: () => player.videoClock() });
   const wantsModerator = new URLSearchParams(location.search).get('as') === 'moderator';
