@@ -79,6 +79,22 @@ async function waitForPlaying(page: Page, minSeconds: number): Promise<void> {
   );
 }
 
+/** Another browser, signed in as admin (the cookie the login form sets), closed in teardown. */
+async function openAdminBrowser(): Promise<Person> {
+  const person = await openBrowser();
+  others.push(person);
+  await person.context.addCookies([
+    {
+      name: 'live_admin',
+      value: WEB_TEST_ADMIN_TOKEN,
+      url: platform.webUrl,
+      httpOnly: true,
+      sameSite: 'Strict',
+    },
+  ]);
+  return person;
+}
+
 test('gateway: clear 4xx for bad input, admin APIs need the token, guests get chat tokens', async () => {
   const config = await json(await fetch(web('/api/config')));
   assert.equal(config.auth, 'token');
@@ -178,17 +194,7 @@ test('watch: quality switching (auto + each rendition) changes the decoded pictu
 test('chat: round trip between two browsers, HTML shown as text, moderation, polite rate limit', async () => {
   const a = viewer.page;
   await a.waitForSelector('#chat[data-connected="true"]');
-  const moderator = await openBrowser();
-  others.push(moderator);
-  await moderator.context.addCookies([
-    {
-      name: 'live_admin',
-      value: WEB_TEST_ADMIN_TOKEN,
-      url: platform.webUrl,
-      httpOnly: true,
-      sameSite: 'Strict',
-    },
-  ]);
+  const moderator = await openAdminBrowser();
   const b = moderator.page;
   await b.goto(web(`/watch/${STREAM}?as=moderator`));
   await b.waitForSelector('#chat[data-connected="true"][data-role="moderator"]');
@@ -274,17 +280,7 @@ async function activeWorker(streamId: string): Promise<{ workerId: string; epoch
 test('failover while watching: 3 SIGKILLs of the active worker, zero stalls at default live sync; ops shows each within 1 s', async () => {
   const { page } = viewer;
   await waitForPlaying(page, 1);
-  const ops = await openBrowser();
-  others.push(ops);
-  await ops.context.addCookies([
-    {
-      name: 'live_admin',
-      value: WEB_TEST_ADMIN_TOKEN,
-      url: platform.webUrl,
-      httpOnly: true,
-      sameSite: 'Strict',
-    },
-  ]);
+  const ops = await openAdminBrowser();
   await ops.page.goto(web('/ops'));
   await ops.page.waitForSelector(`#streams-body tr[data-stream="${STREAM}"]`);
   const config = await page.evaluate(() => (window as PageHook).__live.hls().config.liveSyncDurationCount);
