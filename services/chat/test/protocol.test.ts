@@ -27,8 +27,9 @@ test('two pods, clients on both: every message in the same order, seq 1, 2, 3 wi
       async (user, i) => (await ChatClient.join((i % 2 ? b : a).url(room), await token(user, room))).client,
     ),
   );
-  // Everyone sends at once, on both pods: the writers race on the room's compare-and-set.
-  const perClient = 5;
+  // Everyone sends at once, on both pods: the writers race on the room's compare-and-set (a pod writing a
+  // burst keeps winning; the other must keep retrying, never drop a message).
+  const perClient = 15;
   for (let n = 0; n < perClient; n++)
     for (const [i, c] of clients.entries()) c.send({ type: 'send', text: `m${i}-${n}`, cid: `${i}-${n}` });
   const total = clients.length * perClient;

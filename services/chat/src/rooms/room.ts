@@ -82,8 +82,15 @@ export function batchFrame(events: RetainedEvent[]): Buffer {
 }
 
 const WRONG_LAST_SEQUENCE = 10071;
-/** A room write that keeps losing the compare-and-set race gives up after this many tries. */
-const MAX_WRITE_ATTEMPTS = 8;
+/**
+ * How long a room write keeps retrying a lost compare-and-set race before it gives up. Losing means another
+ * pod's write landed (the room is making progress), so a count of attempts is the wrong bound: a pod
+ * writing a burst wins every race it starts with a fresh head (its own ack), while the other pod needs a
+ * read and a write per try, so it can lose many in a row; a limit of 8 tries would drop its message.
+ */
+const WRITE_RETRY_MS = 5000;
+/** After a lost race, wait up to this long (random) before the next try, so two pods stop colliding. */
+const LOST_RACE_BACKOFF_MS = 20;
 
 export class RoomUnavailableError extends Error {
   constructor(room: string, cause: unknown) {
@@ -247,7 +254,8 @@ export class Room {
   }
 
   private async writeNow(build: (seq: number, ts: number) => ChatRoomEvent): Promise<number> {
-    for (let attempt = 1; ; attempt++) {
+    const giveUpAt = Date.now() + WRITE_RETRY_MS;
+    for (;;) {
       const { seq, streamSeq } = this.head;
       const event = build(seq + 1, Date.now());
       try {
@@ -261,7 +269,8 @@ export class Room {
         return event.seq;
       } catch (error) {
         const lostRace = error instanceof JetStreamApiError && error.code === WRONG_LAST_SEQUENCE;
-        if (!lostRace || attempt >= MAX_WRITE_ATTEMPTS) throw new RoomUnavailableError(this.id, error);
+        if (!lostRace || Date.now() >= giveUpAt) throw new RoomUnavailableError(this.id, error);
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * LOST_RACE_BACKOFF_MS));
         const last = await this.lastStored().catch(() => undefined);
         if (last && last.streamSeq > this.head.streamSeq) this.head = last;
       }
