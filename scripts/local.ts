@@ -210,7 +210,8 @@ async function main(): Promise<void> {
     CHAT_PORT: String(ports.chat),
     CHAT_OPS_PORT: String(ports.chatOps),
     CHAT_TOKEN_SECRET: localChatSecret(),
-    // Local mode only: the watch page gets guest tokens from POST /api/chat/token.
+    // Local mode only: guest tokens from the chat itself (POST :8081/api/chat/token), for scripts and tools;
+    // the watch page gets its guest tokens from the web gateway.
     CHAT_GUEST_TOKENS: 'true',
   });
   // The pages are a Vite build (a few seconds); the web service serves what it finds in dist/public.

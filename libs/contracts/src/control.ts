@@ -28,10 +28,11 @@ export const revokeKeyReply = z.object({
 /** Error body of a refused operator request (also sent as Nats-Service-Error headers). */
 export const ctlError = z.object({ error: z.string() });
 
+/** A transcoder worker's id, as it appears in subjects (live.health.transcoder.<workerId>). */
+export const workerId = z.string().regex(/^[-\w]+$/, 'a worker id');
+
 /** live.ctl.worker.drain: move every stream off a worker (make-before-break), then it takes no new ones. */
-export const workerDrainRequest = z
-  .object({ workerId: z.string().regex(/^[-\w]+$/, 'a worker id') })
-  .strict();
+export const workerDrainRequest = z.object({ workerId }).strict();
 export const workerDrainReply = z.object({
   workerId: z.string(),
   /** Streams being moved; follow them with `nats sub 'live.stream.*.moved'`. */
@@ -39,7 +40,7 @@ export const workerDrainReply = z.object({
 });
 
 /** live.ctl.stream.move: move one stream to another worker (a given one, or the least loaded). */
-export const streamMoveRequest = z.object({ streamId, toWorker: z.string().min(1).optional() }).strict();
+export const streamMoveRequest = z.object({ streamId, toWorker: workerId.optional() }).strict();
 export const streamMoveReply = z.object({
   streamId,
   fromWorker: z.string(),

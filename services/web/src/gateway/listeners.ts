@@ -20,12 +20,6 @@ export class Listeners<T> {
     return this.byKey.has(key);
   }
 
-  get size(): number {
-    let n = 0;
-    for (const set of this.byKey.values()) n += set.size;
-    return n;
-  }
-
   emit(key: string, value: T): void {
     for (const listener of this.byKey.get(key) ?? []) listener(value);
   }

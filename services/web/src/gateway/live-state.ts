@@ -39,6 +39,18 @@ const WORKER_FORGET_MS = 60_000;
 const CHAT_POD_ALIVE_MS = 3500;
 const FAILOVERS_KEPT = 20;
 
+/** What the pages are told of a source: ingest's health report with the rate in kbit/s. */
+function sourceHealth(h: IngestHealth): SourceHealth {
+  return {
+    at: h.at,
+    kbps: Math.round((h.bytesPerSec * 8) / 1000),
+    fps: h.fps,
+    keyframeIntervalMs: h.keyframeIntervalMs,
+    silentForMs: h.silentForMs,
+    state: h.state,
+  };
+}
+
 interface StreamEntry {
   state: StreamStateName;
   sourceStalled: boolean;
@@ -131,14 +143,7 @@ export class LiveState {
         name: 'web-ingest-health',
         handler: (value) => {
           this.health.set(value.streamId, { value, seenAt: Date.now() });
-          this.healthListeners.emit(value.streamId, {
-            at: value.at,
-            kbps: Math.round((value.bytesPerSec * 8) / 1000),
-            fps: value.fps,
-            keyframeIntervalMs: value.keyframeIntervalMs,
-            silentForMs: value.silentForMs,
-            state: value.state,
-          });
+          this.healthListeners.emit(value.streamId, sourceHealth(value));
           this.changed();
         },
       }),
@@ -171,16 +176,7 @@ export class LiveState {
 
   latestHealth(streamId: string): SourceHealth | null {
     const h = this.health.get(streamId)?.value;
-    return h
-      ? {
-          at: h.at,
-          kbps: Math.round((h.bytesPerSec * 8) / 1000),
-          fps: h.fps,
-          keyframeIntervalMs: h.keyframeIntervalMs,
-          silentForMs: h.silentForMs,
-          state: h.state,
-        }
-      : null;
+    return h ? sourceHealth(h) : null;
   }
 
   /**
@@ -318,15 +314,7 @@ export class LiveState {
           assigned && a.handoverFrom && progress.has(`${a.handoverFrom.workerId}/${streamId}`)
             ? a.handoverFrom.workerId
             : null,
-        source:
-          h && now - h.seenAt < WORKER_ALIVE_MS
-            ? {
-                kbps: Math.round((h.value.bytesPerSec * 8) / 1000),
-                fps: h.value.fps,
-                keyframeIntervalMs: h.value.keyframeIntervalMs,
-                state: h.value.state,
-              }
-            : null,
+        source: h && now - h.seenAt < WORKER_ALIVE_MS ? sourceHealth(h.value) : null,
         encoder: p
           ? {
               speed: p.speed,

@@ -1,19 +1,12 @@
 // The web service's HTTP face: the pages, the gateway API (JSON + server-sent events) and, locally, the
 // HLS proxy. Routing is a short table; every handler validates its input and answers 4xx with a message.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { STREAM_ID_PATTERN } from '@live/contracts';
+import { STREAM_ID_PATTERN, streamMoveRequest, workerDrainRequest } from '@live/contracts';
 import { type HttpListener, listenHttp } from '@live/runtime';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { WebConfig } from '../config.js';
-import {
-  chatTokenRequest,
-  drainRequest,
-  keyRequest,
-  loginRequest,
-  moveRequest,
-  type PageConfig,
-} from '../shared/api.js';
+import { chatTokenRequest, keyRequest, loginRequest, type PageConfig } from '../shared/api.js';
 import { AdminAuth } from './auth.js';
 import type { Ctl } from './ctl.js';
 import { proxyHls } from './hls-proxy.js';
@@ -157,12 +150,13 @@ export async function startWebServer(o: WebServerOptions): Promise<HttpListener>
     },
     '/api/ops/move': async (req, res) => {
       requireAdmin(req);
-      const body = await readJson(req, moveRequest);
+      // The bodies are the operator endpoints' own requests (the runbook's live.ctl.stream.move / .drain).
+      const body = await readJson(req, streamMoveRequest);
       sendJson(res, 200, await ctl.move(body.streamId, body.toWorker));
     },
     '/api/ops/drain': async (req, res) => {
       requireAdmin(req);
-      const body = await readJson(req, drainRequest);
+      const body = await readJson(req, workerDrainRequest);
       sendJson(res, 200, await ctl.drain(body.workerId));
     },
     '/api/chat/token': async (req, res) => {

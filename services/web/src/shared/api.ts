@@ -10,20 +10,6 @@ export const keyRequest = z
   .object({ streamId, label: z.string().trim().min(1).max(100).optional() })
   .strict();
 
-/** POST /api/ops/move (the runbook's live.ctl.stream.move). */
-export const moveRequest = z
-  .object({
-    streamId,
-    toWorker: z
-      .string()
-      .regex(/^[-\w]+$/, 'a worker id')
-      .optional(),
-  })
-  .strict();
-
-/** POST /api/ops/drain (the runbook's live.ctl.worker.drain). */
-export const drainRequest = z.object({ workerId: z.string().regex(/^[-\w]+$/, 'a worker id') }).strict();
-
 /** POST /api/chat/token: a guest viewer token (local mode), or a moderator/streamer token for admins. */
 export const chatTokenRequest = z
   .object({
@@ -103,7 +89,7 @@ export interface FleetStream {
   renditions: string[];
   /** Moving (make-before-break) from this worker. */
   handoverFrom: string | null;
-  source: { kbps: number; fps: number; keyframeIntervalMs: number | null; state: string } | null;
+  source: SourceHealth | null;
   encoder: { speed: number; state: string; lastSegmentAgoMs: number | null } | null;
 }
 
