@@ -45,17 +45,18 @@ function cpuWithChildren(pid: number): number {
 
 function baseline(): number {
   const workDir = mkdtempSync(join(tmpdir(), 'baseline-'));
-  for (const r of ladder) mkdirSync(join(workDir, r.name));
   const command = ladderCommand({
     input: clip,
     ladder,
     workDir,
     segmentSeconds: 1,
+    partMs: 200,
     preset: values.preset,
     hasAudio: true,
     sourceFps: 30,
   });
-  const argv = toArgv(command);
+  // Same encoding and muxing; bare ffmpeg writes each rendition's fMP4 to a file instead of the worker's socket.
+  const argv = toArgv(command).map((a) => (a.startsWith('unix:') ? `${a.slice('unix:'.length)}.mp4` : a));
   // Same arguments, reading the file at native speed like the pipeline's publisher does.
   const index = argv.indexOf('-i');
   argv.splice(index, 0, '-re');

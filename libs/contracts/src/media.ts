@@ -39,6 +39,37 @@ export const segmentEvent = z.object({
 });
 export type SegmentEvent = z.infer<typeof segmentEvent>;
 
+/**
+ * An LL-HLS part (one fMP4 fragment, ~200 ms) ready on its worker: published on live.part.<streamId> the
+ * moment the worker's part cutter completes it. The bytes stay on the worker (`url`); a segment event follows
+ * for the whole segment once it is in storage. Parts never carry media through NATS.
+ */
+export const partEvent = z.object({
+  type: z.literal('part'),
+  streamId,
+  epoch: z.number().int().positive(),
+  workerId: z.string(),
+  rendition: rendition.shape.name,
+  /** Segment sequence within this epoch and rendition (the segment event's `sequence`). */
+  sequence: z.number().int().nonnegative(),
+  /** Index of the part within its segment. */
+  index: z.number().int().nonnegative(),
+  /** Running number of the part within this epoch and rendition (names the resource, part_<n>.m4s). */
+  number: z.number().int().nonnegative(),
+  durationMs: z.number().positive(),
+  /** Every track starts on a sync sample: EXT-X-PART INDEPENDENT=YES. */
+  independent: z.boolean(),
+  /** Wall-clock time of the part's first frame. */
+  programDateTime: z.iso.datetime({ offset: true }),
+  /** Where the origin fetches the part's bytes (the worker's part server); `initUrl` the rendition's init. */
+  url: z.url(),
+  initUrl: z.url(),
+  bytes: z.number().int().positive(),
+  /** When the cutter completed the part (ms since epoch). */
+  completedAt: z.number().int(),
+});
+export type PartEvent = z.infer<typeof partEvent>;
+
 /** live-assignments: <streamId> -> who transcodes it. Written only by the supervisor, with compare-and-set. */
 export const assignmentRecord = z.object({
   streamId,

@@ -39,6 +39,13 @@ export const subjects = {
   /** live.media.<streamId>.segment: segment-ready events, stored in LIVE_MEDIA. */
   mediaSegment: (streamId: string) => `live.media.${token(streamId)}.segment`,
   allMedia: 'live.media.>',
+  /**
+   * live.part.<streamId>: LL-HLS part-ready events, core NATS (not stored: a part matters for seconds and an
+   * origin that starts later lists segments until new parts arrive). Metadata only: the origin fetches the
+   * bytes from the worker's URL in the event.
+   */
+  mediaPart: (streamId: string) => `live.part.${token(streamId)}`,
+  allParts: 'live.part.*',
   /** live.health.ingest.<streamId>: source health, core NATS, ~5/s. */
   ingestHealth: (streamId: string) => `live.health.ingest.${token(streamId)}`,
   allIngestHealth: 'live.health.ingest.*',

@@ -20,10 +20,21 @@ export const transcoderConfigSchema = z.object({
   TRANSCODER_SLOTS: env.int(1, 1),
   /** Port of /healthz, /readyz, /metrics. */
   TRANSCODER_OPS_PORT: env.port(9102),
-  /** Scratch folder where ffmpeg writes segments before upload. */
+  /** Scratch folder for ffmpeg's output sockets (one per rendition; keep the path short: 100 bytes). */
   TRANSCODER_WORK_DIR: z.string().default('.data/transcode'),
   /** Target segment duration (s); keyframes are forced at every boundary. */
   TRANSCODER_SEGMENT_SECONDS: z.coerce.number().positive().max(10).default(1),
+  /** LL-HLS part duration target (ms): ffmpeg writes one fMP4 fragment per part. */
+  TRANSCODER_PART_MS: z.coerce.number().int().min(50).max(1000).default(200),
+  /**
+   * The part server (the origin fetches LL-HLS parts here): the address the origin reaches this worker at
+   * (the pod IP on GKE), the address to bind and the port (0: any free port, for several local workers).
+   */
+  TRANSCODER_PARTS_HOST: z.string().min(1).default('127.0.0.1'),
+  TRANSCODER_PARTS_BIND: z.string().min(1).default('127.0.0.1'),
+  TRANSCODER_PARTS_PORT: z.coerce.number().int().min(0).max(65535).default(0),
+  /** How long a part stays fetchable: the origin fetches it within milliseconds of its announcement. */
+  TRANSCODER_PARTS_KEEP_MS: env.ms(10_000),
   /** x264 preset. */
   TRANSCODER_PRESET: z
     .enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium'])

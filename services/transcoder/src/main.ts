@@ -10,6 +10,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { Gauge } from 'prom-client';
 import packageJson from '../package.json' with { type: 'json' };
 import { transcoderConfigSchema } from './config.js';
+import { PartServer } from './worker/part-server.js';
 import { Worker } from './worker/worker.js';
 
 async function main(): Promise<void> {
@@ -51,6 +52,14 @@ async function main(): Promise<void> {
     },
   });
   mkdirSync(config.TRANSCODER_WORK_DIR, { recursive: true });
+  const parts = new PartServer({
+    advertisedHost: config.TRANSCODER_PARTS_HOST,
+    bindHost: config.TRANSCODER_PARTS_BIND,
+    port: config.TRANSCODER_PARTS_PORT,
+    keepMs: config.TRANSCODER_PARTS_KEEP_MS,
+    logger,
+  });
+  await parts.start();
   const storage = createStorage(config);
   const nc = await connectBus({
     servers: config.NATS_URL,
@@ -78,6 +87,8 @@ async function main(): Promise<void> {
     version: packageJson.version,
     workRoot: config.TRANSCODER_WORK_DIR,
     segmentSeconds: config.TRANSCODER_SEGMENT_SECONDS,
+    partMs: config.TRANSCODER_PART_MS,
+    parts,
     preset: config.TRANSCODER_PRESET,
     heartbeatMs: config.TRANSCODER_HEARTBEAT_MS,
     fenceMs: config.TRANSCODER_FENCE_MS,
@@ -86,7 +97,7 @@ async function main(): Promise<void> {
   const service = await registerService(nc, logger, {
     name: serviceNames.transcoder,
     version: packageJson.version,
-    description: 'transcoder worker: ffmpeg ABR ladder to CMAF segments',
+    description: 'transcoder worker: ffmpeg ABR ladder to CMAF segments and LL-HLS parts',
     metadata: { workerId: config.TRANSCODER_WORKER_ID, slots: String(config.TRANSCODER_SLOTS) },
     endpoints: w.endpoints(),
   });
@@ -108,6 +119,7 @@ async function main(): Promise<void> {
     { name: 'events', run: () => events.flush(3000) },
     { name: 'unregister', run: () => w.unregister() },
     { name: 'nats', run: () => nc.drain() },
+    { name: 'part server', run: () => parts.close() },
     { name: 'ops http', run: () => ops.close() },
   ]);
 }

@@ -11,6 +11,8 @@ import {
   createKeyReply,
   type LifecycleEvent,
   lifecycleEvent,
+  type PartEvent,
+  partEvent,
   type SegmentEvent,
   segmentEvent,
   subjects,
@@ -42,6 +44,7 @@ let source: Extract<LifecycleEvent, { type: 'started' }>['source'];
 const segments: SegmentEvent[] = [];
 /** When each segment event reached this test (ms), by event id. */
 const receivedAt = new Map<string, number>();
+const parts: PartEvent[] = [];
 const events: LifecycleEvent[] = [];
 const beats: TranscoderHeartbeat[] = [];
 const children: Child[] = [];
@@ -92,6 +95,12 @@ before(async () => {
         segments.push(d.value);
         receivedAt.set(d.value.id, Date.now());
       }
+    },
+  });
+  nc.subscribe(subjects.allParts, {
+    callback: (_e, m) => {
+      const d = decode(partEvent, m.data);
+      if (d.ok) parts.push(d.value);
     },
   });
   nc.subscribe(subjects.allStreamEvents, {
@@ -175,6 +184,28 @@ test('an assigned stream is transcoded: init and media segments uploaded and ann
     (lags[Math.floor(lags.length / 2)] ?? Number.POSITIVE_INFINITY) < 100,
     `announce lags ${lags.join(', ')} ms`,
   );
+  // LL-HLS parts: announced before their segment, fetchable from the worker, and the segment in storage is
+  // its parts concatenated, byte for byte.
+  const firstParts = parts.filter(
+    (p) => p.workerId === 'wa' && p.epoch === 1 && p.sequence === first.sequence,
+  );
+  assert.ok(firstParts.length >= 4, `${firstParts.length} parts in the first segment`);
+  assert.deepEqual(
+    firstParts.map((p) => p.index),
+    firstParts.map((_, i) => i),
+  );
+  assert.equal(firstParts[0]?.independent, true, 'a segment starts with an independent part');
+  assert.ok(firstParts.every((p) => p.completedAt <= first.completedAt));
+  assert.ok(
+    firstParts.every((p) => p.durationMs > 150 && p.durationMs <= 250),
+    'parts of about 200 ms',
+  );
+  const partBytes = await Promise.all(
+    firstParts.map(async (p) => Buffer.from(await (await fetch(p.url)).arrayBuffer())),
+  );
+  assert.ok(Buffer.concat(partBytes).equals(readFileSync(join(mediaDir, first.key))), 'segment = its parts');
+  const initFromWorker = Buffer.from(await (await fetch(firstParts[0]?.initUrl ?? '')).arrayBuffer());
+  assert.ok(initFromWorker.equals(readFileSync(join(mediaDir, init.key))), 'init served by the worker');
   const beat = await waitFor(
     () => beats.findLast((b) => b.workerId === 'wa' && (b.streams[0]?.frames ?? 0) > 30),
     { what: 'a heartbeat with progress' },

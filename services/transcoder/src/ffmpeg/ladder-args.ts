@@ -1,15 +1,19 @@
 // The ffmpeg command of one transcode job, built by a pure function so a golden test can pin it. One input
-// (the source pulled from ingest over RTMP), one filter graph scaling it to every rendition, and one HLS
-// output per rendition writing CMAF (fMP4) segments into a work folder that the worker watches.
+// (the source pulled from ingest over RTMP), one filter graph scaling it to every rendition, and one output
+// per rendition writing fragmented MP4 (one fragment per LL-HLS part) to a unix socket the worker listens on;
+// the worker's part cutter turns that byte stream into init, parts and segments (cmaf/part-cutter.ts).
 import type { Rendition } from '@live/contracts';
+import { fmp4OutputArgs } from '../cmaf/fmp4-args.js';
 
 export interface LadderCommandOptions {
   /** rtmp://ingest/src/<streamId>?token=... */
   input: string;
   ladder: Rendition[];
-  /** Folder holding one sub-folder per rendition. */
+  /** Folder holding one unix socket per rendition. */
   workDir: string;
   segmentSeconds: number;
+  /** LL-HLS part duration target (ms): ffmpeg writes one fragment per part. */
+  partMs: number;
   /** x264 preset: speed vs. quality; veryfast is the usual live choice on CPU. */
   preset: string;
   hasAudio: boolean;
@@ -24,9 +28,8 @@ export interface LadderCommand {
   outputs: { target: string; options: string[] }[];
 }
 
-export const renditionDir = (workDir: string, r: Rendition) => `${workDir}/${r.name}`;
-export const PLAYLIST = 'index.m3u8';
-export const INIT_SEGMENT = 'init.mp4';
+/** The unix socket a rendition's fMP4 goes to (ffmpeg connects; the worker listens). */
+export const renditionSocket = (workDir: string, r: Rendition) => `${workDir}/${r.name}.sock`;
 
 export function ladderCommand(o: LadderCommandOptions): LadderCommand {
   const inputOptions = [
@@ -46,7 +49,6 @@ export function ladderCommand(o: LadderCommandOptions): LadderCommand {
   const filter = `[0:v]split=${o.ladder.length}${o.ladder.map((_, i) => `[s${i}]`).join('')};${branches.join(';')}`;
   const gop = (r: Rendition) => String(Math.round(r.fps * o.segmentSeconds));
   const outputs = o.ladder.map((r, i) => {
-    const dir = renditionDir(o.workDir, r);
     const options = [
       '-map',
       `[v${i}]`,
@@ -94,27 +96,10 @@ export function ladderCommand(o: LadderCommandOptions): LadderCommand {
             '48000',
           ]
         : []),
-      '-f',
-      'hls',
-      // Target segment length; segments cut at the forced keyframes.
-      '-hls_time',
-      String(o.segmentSeconds),
-      // CMAF: fMP4 segments plus one init segment per rendition.
-      '-hls_segment_type',
-      'fmp4',
-      '-hls_fmp4_init_filename',
-      INIT_SEGMENT,
-      '-hls_segment_filename',
-      `${dir}/seg_%d.m4s`,
-      // ffmpeg's own playlist is only our completion signal: a short list, old files deleted by ffmpeg.
-      '-hls_list_size',
-      '6',
-      // temp_file: a segment appears under its name only when complete; program_date_time: wall clock of
-      // each segment's start (latency measurement, EXT-X-PROGRAM-DATE-TIME downstream).
-      '-hls_flags',
-      'delete_segments+temp_file+program_date_time+independent_segments',
+      // Fragmented MP4, a fragment at every keyframe and every partMs (see fmp4-args.ts for each flag).
+      ...fmp4OutputArgs({ partTargetMs: o.partMs }),
     ];
-    return { target: `${dir}/${PLAYLIST}`, options };
+    return { target: `unix:${renditionSocket(o.workDir, r)}`, options };
   });
   return { input: o.input, inputOptions, filter, outputs };
 }

@@ -1,15 +1,23 @@
-import { type FSWatcher, watch } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import type { OrderedPublisher } from '@live/bus';
-import { type Rendition, type SegmentEvent, type SourceInfo, segmentEvent, subjects } from '@live/contracts';
+import { encode, type NatsConnection, type OrderedPublisher } from '@live/bus';
+import {
+  type PartEvent,
+  partEvent,
+  type Rendition,
+  type SegmentEvent,
+  type SourceInfo,
+  segmentEvent,
+  subjects,
+} from '@live/contracts';
 import { cacheControl, type Storage } from '@live/storage';
-import { parse } from 'hls-parser';
-import type { MediaPlaylist } from 'hls-parser/types.js';
 import type { Logger } from 'pino';
+import { type CutterEvent, PartCutter } from '../cmaf/part-cutter.js';
 import { type FfmpegExit, type FfmpegHandle, type Progress, startFfmpeg } from '../ffmpeg/ffmpeg-process.js';
-import { INIT_SEGMENT, ladderCommand, PLAYLIST, renditionDir } from '../ffmpeg/ladder-args.js';
+import { ladderCommand, renditionSocket } from '../ffmpeg/ladder-args.js';
 import { codecsOfInit } from './codecs.js';
+import type { PartServer } from './part-server.js';
 
 export interface StreamJobOptions {
   streamId: string;
@@ -19,12 +27,37 @@ export interface StreamJobOptions {
   workerId: string;
   workRoot: string;
   segmentSeconds: number;
+  /** LL-HLS part duration target (ms). */
+  partMs: number;
   preset: string;
   storage: Storage;
+  /** Segment events (JetStream, ordered). */
   media: OrderedPublisher;
+  /** Part events (core NATS). */
+  nc: NatsConnection;
+  parts: PartServer;
   logger: Logger;
-  /** ffmpeg ended without being asked to (crash, source gone). */
+  /** ffmpeg ended without being asked to (crash, source gone, malformed output). */
   onExit: (job: StreamJob, exit: FfmpegExit) => void;
+}
+
+/** A unix socket path longer than this is cut by the kernel (sun_path is 108 bytes). */
+const MAX_SOCKET_PATH = 100;
+/** After ffmpeg exits, how long the last bytes and uploads may take before the job reports its exit. */
+const FLUSH_TIMEOUT_MS = 5000;
+
+/** One rendition's fMP4 stream: the cutter, and the uploads in order. */
+interface RenditionOutput {
+  rendition: Rendition;
+  server: Server;
+  socket?: Socket;
+  cutter: PartCutter;
+  codecs: string;
+  /** Init and segment uploads, one after another (a segment event never precedes its init's). */
+  uploads: Promise<void>;
+  /** Resolves when ffmpeg closed the socket and every upload is done. */
+  done: Promise<void>;
+  finish: () => void;
 }
 
 export class StreamJob {
@@ -34,10 +67,16 @@ export class StreamJob {
   progress: Progress = { frames: 0, mediaTimeMs: 0, speed: 0 };
   lastSegmentAt: number | null = null;
   segmentsAnnounced = 0;
+  partsAnnounced = 0;
   private ffmpeg: FfmpegHandle | undefined;
-  private readonly watchers: FSWatcher[] = [];
+  private readonly outputs: RenditionOutput[] = [];
   private readonly workDir: string;
   private readonly log: Logger;
+  /** Wall clock (ms) of media time 0: program date times are this plus the media time. */
+  private clockAnchor: number | undefined;
+  /** Start time (s) of each segment sequence in the first rendition that cut it: all renditions must agree. */
+  private readonly segmentStarts = new Map<number, number>();
+  private failure: string | undefined;
 
   constructor(private readonly o: StreamJobOptions) {
     this.streamId = o.streamId;
@@ -52,16 +91,14 @@ export class StreamJob {
 
   async start(): Promise<void> {
     await rm(this.workDir, { recursive: true, force: true });
-    for (const r of this.o.ladder) {
-      const dir = renditionDir(this.workDir, r);
-      await mkdir(dir, { recursive: true });
-      this.watchRendition(r, dir);
-    }
+    await mkdir(this.workDir, { recursive: true });
+    for (const rendition of this.o.ladder) await this.listen(rendition);
     const command = ladderCommand({
       input: this.o.source.url,
       ladder: this.o.ladder,
       workDir: this.workDir,
       segmentSeconds: this.o.segmentSeconds,
+      partMs: this.o.partMs,
       preset: this.o.preset,
       hasAudio: this.o.source.audio !== null,
       sourceFps: this.o.source.video.fps,
@@ -75,15 +112,27 @@ export class StreamJob {
     });
     this.log.info({ pid: this.ffmpeg.pid, renditions: this.o.ladder.map((r) => r.name) }, 'transcoding');
     void this.ffmpeg.exited.then(async (exit) => {
-      // Let the watchers see ffmpeg's last playlist write before they close.
-      await new Promise((r) => setTimeout(r, 100));
-      this.closeWatchers();
-      if (!exit.requested) this.o.onExit(this, exit);
+      // ffmpeg's last fragments may still be in the sockets: cut, upload and announce them first.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(this.outputs.map((out) => out.done)),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, FLUSH_TIMEOUT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+      for (const out of this.outputs) {
+        out.socket?.destroy();
+        out.server.close();
+      }
+      this.o.parts.expire(`${this.streamId}/${this.epoch}/`);
+      const failed = this.failure ? { ...exit, lastLines: [...exit.lastLines, this.failure] } : exit;
+      if (!exit.requested) this.o.onExit(this, failed);
       await rm(this.workDir, { recursive: true, force: true }).catch(() => {});
     });
   }
 
-  /** Graceful stop: ffmpeg closes its segments (announced), then exits. */
+  /** Graceful stop: ffmpeg closes its last fragments (cut and announced), then exits. */
   async stop(): Promise<void> {
     this.state = 'stopping';
     await this.ffmpeg?.stop();
@@ -99,73 +148,162 @@ export class StreamJob {
     this.ffmpeg?.signal(sig);
   }
 
-  private closeWatchers(): void {
-    for (const w of this.watchers.splice(0)) w.close();
-  }
-
-  private watchRendition(rendition: Rendition, dir: string): void {
-    let lastSequence = -1;
-    let codecs = '';
-    let busy = false;
-    let again = false;
-    const scan = async () => {
-      if (busy) {
-        again = true;
+  /** Opens the rendition's unix socket; ffmpeg connects to it once and writes the whole fMP4 stream. */
+  private async listen(rendition: Rendition): Promise<void> {
+    const path = renditionSocket(this.workDir, rendition);
+    if (path.length > MAX_SOCKET_PATH) {
+      throw new Error(
+        `socket path ${path} is longer than ${MAX_SOCKET_PATH} bytes: use a shorter TRANSCODER_WORK_DIR`,
+      );
+    }
+    let finish = () => {};
+    const done = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    const out: RenditionOutput = {
+      rendition,
+      server: createServer(),
+      cutter: new PartCutter({ segmentTargetMs: this.o.segmentSeconds * 1000 }),
+      codecs: '',
+      uploads: Promise.resolve(),
+      done,
+      finish,
+    };
+    out.server.on('connection', (socket) => {
+      if (out.socket) {
+        socket.destroy(); // only ffmpeg, once
         return;
       }
-      busy = true;
-      try {
-        do {
-          again = false;
-          const text = await readFile(join(dir, PLAYLIST), 'utf8').catch(() => null);
-          if (!text) continue;
-          const playlist = parse(text) as MediaPlaylist;
-          for (const segment of playlist.segments) {
-            if (segment.mediaSequenceNumber <= lastSequence) continue;
-            const completedAt = Date.now();
-            if (!codecs) {
-              const init = await readFile(join(dir, INIT_SEGMENT));
-              codecs = codecsOfInit(init);
-              await this.publish(rendition, 'init', 0, init, null, 0, codecs, completedAt);
-            }
-            const bytes = await readFile(join(dir, segment.uri));
-            await this.publish(
-              rendition,
-              'media',
-              segment.mediaSequenceNumber,
-              bytes,
-              segment.programDateTime ?? null,
-              segment.duration * 1000,
-              codecs,
-              completedAt,
-            );
-            lastSequence = segment.mediaSequenceNumber;
-          }
-        } while (again);
-      } catch (error) {
-        this.log.error({ rendition: rendition.name, err: (error as Error).message }, 'segment upload failed');
-      } finally {
-        busy = false;
-      }
-    };
-    const watcher = watch(dir, (_event, file) => {
-      if (file === PLAYLIST) void scan();
+      out.socket = socket;
+      socket.on('data', (chunk: Buffer) => this.onBytes(out, () => out.cutter.push(chunk)));
+      socket.on('end', () => this.onBytes(out, () => out.cutter.end()));
+      socket.on('close', () => {
+        void out.uploads.then(out.finish);
+      });
+      socket.on('error', (error) =>
+        this.log.warn({ rendition: rendition.name, err: error.message }, 'fMP4 socket error'),
+      );
     });
-    this.watchers.push(watcher);
+    await new Promise<void>((resolve, reject) => {
+      out.server.once('error', reject);
+      out.server.listen(path, () => resolve());
+    });
+    this.outputs.push(out);
   }
 
-  private async publish(
-    rendition: Rendition,
+  private onBytes(out: RenditionOutput, cut: () => CutterEvent[]): void {
+    let events: CutterEvent[];
+    try {
+      events = cut();
+    } catch (error) {
+      // Malformed fMP4 from our own ffmpeg: nothing after it can be trusted. Stop ffmpeg; the exit reports it.
+      if (!this.failure) {
+        this.failure = `${out.rendition.name}: ${(error as Error).message}`;
+        this.log.error(
+          { rendition: out.rendition.name, err: (error as Error).message },
+          'fMP4 output rejected',
+        );
+        this.ffmpeg?.kill();
+      }
+      return;
+    }
+    for (const event of events) {
+      if (event.type === 'init') {
+        out.codecs = codecsOfInit(event.bytes);
+        this.o.parts.put(this.partKey(out.rendition, 'init.mp4'), event.bytes, 24 * 3600_000);
+        const completedAt = Date.now();
+        this.upload(out, 'init', 0, event.bytes, null, 0, completedAt);
+      } else if (event.type === 'part') {
+        this.announcePart(out, event);
+      } else {
+        const completedAt = Date.now();
+        this.checkAligned(out.rendition, event.sequence, event.startTime);
+        const pdt = new Date(this.anchor(event.startTime, 0) + event.startTime * 1000);
+        this.upload(out, 'media', event.sequence, event.bytes, pdt, event.duration * 1000, completedAt);
+      }
+    }
+  }
+
+  /** Wall clock of media time 0, fixed by the first part: it ended (was cut) about now. */
+  private anchor(startTime: number, duration: number): number {
+    this.clockAnchor ??= Date.now() - (startTime + duration) * 1000;
+    return this.clockAnchor;
+  }
+
+  private announcePart(out: RenditionOutput, part: Extract<CutterEvent, { type: 'part' }>): void {
+    const pdt = this.anchor(part.startTime, part.duration) + part.startTime * 1000;
+    const url = this.o.parts.put(this.partKey(out.rendition, `part_${part.number}.m4s`), part.bytes);
+    const event: PartEvent = {
+      type: 'part',
+      streamId: this.streamId,
+      epoch: this.epoch,
+      workerId: this.o.workerId,
+      rendition: out.rendition.name,
+      sequence: part.segment,
+      index: part.index,
+      number: part.number,
+      durationMs: Math.round(part.duration * 1e6) / 1000,
+      independent: part.independent,
+      programDateTime: new Date(pdt).toISOString(),
+      url,
+      initUrl: this.o.parts.url(this.partKey(out.rendition, 'init.mp4')),
+      bytes: part.bytes.length,
+      completedAt: Date.now(),
+    };
+    this.o.nc.publish(subjects.mediaPart(this.streamId), encode(partEvent, event));
+    this.partsAnnounced++;
+  }
+
+  private partKey(rendition: Rendition, file: string): string {
+    return `${this.streamId}/${this.epoch}/${rendition.name}/${file}`;
+  }
+
+  /** Renditions must cut segments at the same media times, or players cannot switch at every boundary. */
+  private checkAligned(rendition: Rendition, sequence: number, startTime: number): void {
+    const first = this.segmentStarts.get(sequence);
+    if (first === undefined) {
+      this.segmentStarts.set(sequence, startTime);
+      this.segmentStarts.delete(sequence - 10);
+    } else if (Math.abs(first - startTime) > 0.001) {
+      this.log.warn(
+        { rendition: rendition.name, sequence, startTime, expected: first },
+        'segment boundaries differ between renditions',
+      );
+    }
+  }
+
+  private upload(
+    out: RenditionOutput,
     kind: 'init' | 'media',
     sequence: number,
     data: Buffer,
     programDateTime: Date | null,
     durationMs: number,
-    codecs: string,
+    completedAt: number,
+  ): void {
+    out.uploads = out.uploads.then(() =>
+      this.publishSegment(out, kind, sequence, data, programDateTime, durationMs, completedAt).catch(
+        (error) =>
+          this.log.error(
+            { rendition: out.rendition.name, sequence, err: (error as Error).message },
+            'segment upload failed',
+          ),
+      ),
+    );
+  }
+
+  private async publishSegment(
+    out: RenditionOutput,
+    kind: 'init' | 'media',
+    sequence: number,
+    data: Buffer,
+    programDateTime: Date | null,
+    durationMs: number,
     completedAt: number,
   ): Promise<void> {
-    const file = kind === 'init' ? INIT_SEGMENT : `seg_${sequence}.m4s`;
-    const key = `${this.streamId}/${this.epoch}/${rendition.name}/${file}`;
+    const { rendition } = out;
+    const file = kind === 'init' ? 'init.mp4' : `seg_${sequence}.m4s`;
+    const key = this.partKey(rendition, file);
     await this.o.storage.put(key, data, {
       contentType: kind === 'init' ? 'video/mp4' : 'video/iso.segment',
       cacheControl: cacheControl.segment,
@@ -183,7 +321,7 @@ export class StreamJob {
       key,
       bytes: data.length,
       programDateTime: programDateTime ? programDateTime.toISOString() : null,
-      codecs,
+      codecs: out.codecs,
       completedAt,
     };
     void this.o.media.publish(segmentEvent, subjects.mediaSegment(this.streamId), event, event.id);

@@ -31,6 +31,7 @@ import type { Storage } from '@live/storage';
 import { Kvm } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { FfmpegExit } from '../ffmpeg/ffmpeg-process.js';
+import type { PartServer } from './part-server.js';
 import { StreamJob } from './stream-job.js';
 
 export interface WorkerOptions {
@@ -44,6 +45,8 @@ export interface WorkerOptions {
   version: string;
   workRoot: string;
   segmentSeconds: number;
+  partMs: number;
+  parts: PartServer;
   preset: string;
   heartbeatMs: number;
   fenceMs: number;
@@ -168,6 +171,9 @@ export class Worker {
             workerId: this.o.workerId,
             workRoot: this.o.workRoot,
             segmentSeconds: this.o.segmentSeconds,
+            partMs: this.o.partMs,
+            parts: this.o.parts,
+            nc: this.o.nc,
             preset: this.o.preset,
             storage: this.o.storage,
             media: this.o.media,
