@@ -22,6 +22,14 @@ export const packagerConfigSchema = z.object({
   PACKAGER_END_SETTLE_MS: env.ms(1500),
   /** Leader lease of the packager role: one replica writes playlists; a dead one is replaced within this. */
   PACKAGER_LEASE_MS: env.ms(3000),
+  /** LL-HLS (/ll/<streamId>/): the transcoder's part duration (TRANSCODER_PART_MS), for PART-TARGET. */
+  PACKAGER_LL_PART_MS: z.coerce.number().int().min(50).max(1000).default(200),
+  /** LL-HLS EXT-X-TARGETDURATION: the transcoder's segment duration (TRANSCODER_SEGMENT_SECONDS), whole seconds. */
+  PACKAGER_LL_TARGET_SECONDS: env.int(1, 1),
+  /** LL-HLS parts stay in the origin's memory this long (the 12-segment playlist window and a margin). */
+  PACKAGER_LL_KEEP_MS: env.ms(20_000),
+  /** A part fetch from its worker gives up after this long; the part is then not listed. */
+  PACKAGER_LL_FETCH_TIMEOUT_MS: env.ms(1000),
   ...storageConfigSchema,
 });
 export type PackagerConfig = z.infer<typeof packagerConfigSchema>;

@@ -1,4 +1,4 @@
-// Packager composition root: config -> logger -> NATS -> storage -> packager -> consumers -> origin.
+// Packager composition root: config -> logger -> NATS -> storage -> packager -> consumers -> LL-HLS -> origin.
 import { connectBus, consume, provision } from '@live/bus';
 import { loadConfig } from '@live/config';
 import { lifecycleEvent, segmentEvent, serviceNames, streams, subjects } from '@live/contracts';
@@ -8,6 +8,7 @@ import { createStorage } from '@live/storage';
 import { Counter } from 'prom-client';
 import packageJson from '../package.json' with { type: 'json' };
 import { packagerConfigSchema } from './config.js';
+import { LlOrigin } from './llhls/ll-origin.js';
 import { startOrigin } from './origin/origin.js';
 import { Packager } from './packager.js';
 
@@ -91,16 +92,37 @@ async function main(): Promise<void> {
     },
   });
   await lease.start();
+  // Every replica serves LL-HLS from shared state (part events, segment events, assignments): no lease.
+  const llOrigin = new LlOrigin({
+    nc,
+    storage,
+    logger,
+    partMs: config.PACKAGER_LL_PART_MS,
+    targetDuration: config.PACKAGER_LL_TARGET_SECONDS,
+    keepMs: config.PACKAGER_LL_KEEP_MS,
+    fetchTimeoutMs: config.PACKAGER_LL_FETCH_TIMEOUT_MS,
+    endSettleMs: config.PACKAGER_END_SETTLE_MS,
+    metrics: {
+      parts: new Counter({
+        name: 'packager_ll_parts_total',
+        help: 'LL-HLS part events by result (accepted, duplicate, fenced, out-of-order, ended, fetch-failed)',
+        labelNames: ['result'],
+        registers: [metrics],
+      }),
+    },
+  });
+  await llOrigin.start();
   const origin = await startOrigin({
     port: config.PACKAGER_HTTP_PORT,
     bind: config.PACKAGER_HTTP_BIND,
     storage,
+    llOrigin,
     logger,
   });
   const service = await registerService(nc, logger, {
     name: serviceNames.packager,
     version: packageJson.version,
-    description: 'HLS playlists from segment events; local HTTP origin',
+    description: 'HLS playlists from segment events; HTTP origin for HLS and LL-HLS',
     endpoints: [],
   });
   ready = true;
@@ -108,6 +130,7 @@ async function main(): Promise<void> {
     { name: 'nats service', run: () => service.stop().then(() => undefined) },
     { name: 'lease and consumers', run: () => lease.stop() },
     { name: 'origin', run: () => origin.close() },
+    { name: 'LL-HLS origin', run: async () => llOrigin.stop() },
     { name: 'nats', run: () => nc.drain() },
     { name: 'ops http', run: () => ops.close() },
   ]);

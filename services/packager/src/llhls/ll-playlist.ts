@@ -236,6 +236,11 @@ export class LlRenditionPlaylist {
     return this.segments.at(-1)?.msn ?? (this.open ? this.open.msn : this.nextMsn) - 1;
   }
 
+  /** Running number of the next part of the current epoch (the one the preload hint names). */
+  nextPartNumber(): number {
+    return this.lastNumber + 1;
+  }
+
   /** URI of the part the preload hint names (the next part of the current epoch). */
   hintUri(): string {
     return this.uris.part(this.epoch, this.lastNumber + 1);

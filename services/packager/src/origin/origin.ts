@@ -1,15 +1,19 @@
-// The local HTTP origin (embedded default): HLS from storage under /hls/<streamId>/..., with the MIME
-// types, CORS and cache lifetimes a CDN or player expects. The pages are the web service's (services/web),
+// The HTTP origin: HLS from storage under /hls/<streamId>/... (the local default; on GKE plain HLS is served
+// from GCS + Cloud CDN) and LL-HLS under /ll/<streamId>/... (ll-origin.ts), with the MIME types, CORS and
+// cache lifetimes a CDN or player expects. The pages are the web service's (services/web),
 // which proxies /hls/ here locally.
 import { createServer, type Server } from 'node:http';
 import { type HttpListener, listenHttp } from '@live/runtime';
 import { cacheControlFor, checkKey, contentTypeFor, type Storage } from '@live/storage';
 import type { Logger } from 'pino';
+import type { LlOrigin } from '../llhls/ll-origin.js';
 
 export interface OriginOptions {
   port: number;
   bind: string;
   storage: Storage;
+  /** Serves /ll/ (absent: LL-HLS is off and /ll/ answers 404). */
+  llOrigin?: LlOrigin;
   logger: Logger;
 }
 
@@ -28,6 +32,10 @@ export async function startOrigin(o: OriginOptions): Promise<HttpListener> {
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405).end();
+      return;
+    }
+    if (url.pathname.startsWith('/ll/')) {
+      if (!o.llOrigin?.handle(req, res, url)) res.writeHead(404).end();
       return;
     }
     if (!url.pathname.startsWith('/hls/')) {

@@ -1,0 +1,387 @@
+// The LL-HLS origin: every packager replica runs one, built from shared state only (part events on core NATS,
+// segment events, the live-assignments bucket), so any replica answers any stream and replicas need no
+// coordination: a load balancer can send a viewer's requests to any of them.
+// - Parts: on a part event the origin fetches the part's bytes (and the rendition's init segment, once) from
+//   the worker that cut it, keeps them in memory, and only then lists the part. Media bytes never go through
+//   NATS; a part is listed only when this replica can serve it at once.
+// - Fencing: a part of an epoch older than the stream's current one is not even fetched (a zombie worker's
+//   parts never appear). A failover (a new assignment without handoverFrom) raises the epoch at once; a
+//   planned move switches at the new epoch's first part (make-before-break, like plain HLS).
+// - Serving (/ll/<streamId>/...): master.m3u8 (the packager's plain master: its variant URIs are relative,
+//   so they resolve to the LL media playlists here), <rendition>.m3u8 with blocking reload
+//   (blocking-reload.ts), <epoch>/<rendition>/part_<n>.m4s (a request for the next parts is held until they
+//   exist: the preload hint), seg_<n>.m4s (its parts concatenated while they are in memory, else the same
+//   object from storage: byte-identical), init.mp4.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type NatsConnection, subscribeValidated, watchKv } from '@live/bus';
+import {
+  type AssignmentRecord,
+  assignmentRecord,
+  buckets,
+  type PartEvent,
+  partEvent,
+  type Rendition,
+  type SegmentEvent,
+  segmentEvent,
+  subjects,
+} from '@live/contracts';
+import type { Storage } from '@live/storage';
+import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
+import { advancePartLimit, playlistResponse } from './blocking-reload.js';
+import { type AcceptResult, LlStream } from './ll-playlist.js';
+
+export interface LlOriginOptions {
+  nc: NatsConnection;
+  storage: Storage;
+  logger: Logger;
+  /** The transcoder's part duration target (TRANSCODER_PART_MS): PART-TARGET is derived from it. */
+  partMs: number;
+  /** EXT-X-TARGETDURATION (the transcoder's segment duration, whole seconds). */
+  targetDuration: number;
+  /** Parts and init segments stay in memory this long (ms): the playlist window plus a margin for players. */
+  keepMs: number;
+  /** A part fetch from the worker gives up after this long (ms); the part is then not listed. */
+  fetchTimeoutMs: number;
+  /** After the stream's `ended`, ENDLIST is written once no part arrived for this long (ms). */
+  endSettleMs: number;
+  metrics: { parts: Counter };
+}
+
+interface StreamState {
+  ll: LlStream;
+  epoch: number;
+  /** Fetched resources: `<epoch>/<rendition>/<file>` -> bytes and when they came. */
+  files: Map<string, { bytes: Buffer; at: number }>;
+  /** Part requests held until the part exists (the preload hint), by resource path. */
+  waiters: Map<string, Set<() => void>>;
+  /** Init fetches in flight or done, by `<epoch>/<rendition>`. */
+  inits: Map<string, Promise<boolean>>;
+  /** Per rendition: parts are listed in the order they were announced, whatever order their fetches end in. */
+  queues: Map<string, Promise<void>>;
+  endTimer?: NodeJS.Timeout;
+  endedAt?: number;
+}
+
+const PATH =
+  /^\/ll\/([^/]+)\/(?:(master|[a-z0-9]+)\.m3u8|(\d+)\/([a-z0-9]+)\/(init\.mp4|part_(\d+)\.m4s|seg_(\d+)\.m4s))$/;
+
+/** rfc8216bis: every part is at most PART-TARGET. A part holds whole frames, so at f fps it lasts ceil(t*f)/f. */
+export function partTargetFor(partMs: number, ladder: Pick<Rendition, 'fps'>[]): number {
+  const longest = Math.max(
+    partMs / 1000,
+    ...ladder.map((r) => Math.ceil((partMs / 1000) * r.fps - 1e-6) / r.fps),
+  );
+  return Math.ceil(longest * 1000) / 1000;
+}
+
+export class LlOrigin {
+  private readonly streams = new Map<string, StreamState>();
+  private readonly log: Logger;
+  private sweeper: NodeJS.Timeout | undefined;
+  private readonly subscriptions: { unsubscribe(): void }[] = [];
+  private assignments: { stop(): void } | undefined;
+
+  constructor(private readonly o: LlOriginOptions) {
+    this.log = o.logger.child({ component: 'll-origin' });
+  }
+
+  async start(): Promise<void> {
+    this.assignments = await watchKv({
+      nc: this.o.nc,
+      logger: this.log,
+      bucket: buckets.assignments,
+      schema: assignmentRecord,
+      onPut: (record) => this.onAssignment(record),
+    });
+    this.subscriptions.push(
+      subscribeValidated({
+        nc: this.o.nc,
+        logger: this.log,
+        subject: subjects.allParts,
+        schema: partEvent,
+        name: 'll-origin',
+        handler: (event) => this.onPart(event),
+      }),
+      // Segment events as they are stored in LIVE_MEDIA (a core subscription sees them too; no consumer).
+      subscribeValidated({
+        nc: this.o.nc,
+        logger: this.log,
+        subject: subjects.allMedia,
+        schema: segmentEvent,
+        name: 'll-origin',
+        handler: (event) => this.onSegment(event),
+      }),
+    );
+    this.sweeper = setInterval(() => this.sweep(), 1000);
+    this.sweeper.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.sweeper);
+    for (const subscription of this.subscriptions.splice(0)) subscription.unsubscribe();
+    this.assignments?.stop();
+    for (const state of this.streams.values()) clearTimeout(state.endTimer);
+  }
+
+  /** A segment is in storage: completes the stream's last segment (the one no next part will close). */
+  private onSegment(event: SegmentEvent): void {
+    const state = this.streams.get(event.streamId);
+    if (!state || event.kind !== 'media') return;
+    state.ll.rendition(event.rendition.name).completeSegment({
+      epoch: event.epoch,
+      sequence: event.sequence,
+      duration: event.durationMs / 1000,
+      ...(event.programDateTime ? { programDateTime: new Date(event.programDateTime) } : {}),
+    });
+  }
+
+  private onAssignment(record: AssignmentRecord): void {
+    let state = this.streams.get(record.streamId);
+    if (record.state === 'ended') {
+      if (state && !state.endTimer && !state.endedAt) this.scheduleEnd(record.streamId, state);
+      return;
+    }
+    // A stream that ended and is live again (a new session) starts new LL playlists.
+    if (!state || (state.endedAt !== undefined && record.epoch > state.epoch)) {
+      state = this.newStream(record.streamId, record.ladder);
+    }
+    if (record.epoch > state.epoch) {
+      state.epoch = record.epoch;
+      // A fault fences the old epoch now; a planned move switches at the new epoch's first part.
+      if (!record.handoverFrom)
+        for (const playlist of state.ll.renditions.values()) playlist.raiseEpoch(record.epoch);
+    }
+    for (const r of record.ladder) state.ll.rendition(r.name);
+  }
+
+  private newStream(streamId: string, ladder: Pick<Rendition, 'fps'>[]): StreamState {
+    const previous = this.streams.get(streamId);
+    if (previous) clearTimeout(previous.endTimer);
+    const state: StreamState = {
+      ll: new LlStream({
+        partTarget: partTargetFor(this.o.partMs, ladder),
+        targetDuration: this.o.targetDuration,
+      }),
+      epoch: 0,
+      files: new Map(),
+      waiters: new Map(),
+      inits: new Map(),
+      queues: new Map(),
+    };
+    this.streams.set(streamId, state);
+    return state;
+  }
+
+  private scheduleEnd(streamId: string, state: StreamState): void {
+    // The worker's last parts (ffmpeg's final fragments) are still coming: end once they stop.
+    state.endTimer = setTimeout(() => {
+      state.endTimer = undefined;
+      state.endedAt = Date.now();
+      for (const playlist of state.ll.renditions.values()) playlist.end();
+      this.log.info({ streamId }, 'LL-HLS playlists ended');
+    }, this.o.endSettleMs);
+  }
+
+  private onPart(event: PartEvent): void {
+    const state = this.streams.get(event.streamId) ?? this.newStream(event.streamId, []);
+    const playlist = state.ll.rendition(event.rendition);
+    if (state.endedAt !== undefined || event.epoch < playlist.epoch) {
+      this.o.metrics.parts.inc({ result: state.endedAt !== undefined ? 'ended' : 'fenced' });
+      return;
+    }
+    state.endTimer?.refresh();
+    const base = `${event.epoch}/${event.rendition}`;
+    const initKey = base;
+    let init = state.inits.get(initKey);
+    if (!init) {
+      init = this.fetchInto(state, `${base}/init.mp4`, event.initUrl);
+      state.inits.set(initKey, init);
+    }
+    const bytes = this.fetchInto(state, `${base}/part_${event.number}.m4s`, event.url);
+    const previous = state.queues.get(event.rendition) ?? Promise.resolve();
+    const listed = previous.then(async () => {
+      const [initOk, partOk] = await Promise.all([init, bytes]);
+      let result: AcceptResult | 'fetch-failed' = 'fetch-failed';
+      if (initOk && partOk) {
+        result = playlist.addPart({
+          epoch: event.epoch,
+          sequence: event.sequence,
+          index: event.index,
+          number: event.number,
+          duration: event.durationMs / 1000,
+          independent: event.independent,
+          programDateTime: new Date(event.programDateTime),
+        });
+      }
+      if (result === 'fetch-failed' && !initOk) state.inits.delete(initKey);
+      this.o.metrics.parts.inc({ result });
+      if (result !== 'accepted' && result !== 'duplicate') {
+        this.log.warn(
+          {
+            streamId: event.streamId,
+            rendition: event.rendition,
+            epoch: event.epoch,
+            number: event.number,
+            result,
+          },
+          'part not listed',
+        );
+      }
+    });
+    state.queues.set(event.rendition, listed);
+  }
+
+  /** Fetches a worker's resource into memory; false (logged) when it cannot. */
+  private async fetchInto(state: StreamState, path: string, url: string): Promise<boolean> {
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(this.o.fetchTimeoutMs) });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const bytes = Buffer.from(await response.arrayBuffer());
+      state.files.set(path, { bytes, at: Date.now() });
+      for (const wake of state.waiters.get(path) ?? []) wake();
+      state.waiters.delete(path);
+      return true;
+    } catch (error) {
+      this.log.warn({ url, err: (error as Error).message }, 'part fetch failed');
+      return false;
+    }
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [streamId, state] of this.streams) {
+      for (const [path, file] of state.files) {
+        // Init segments stay while their epoch is current (new players need them).
+        const isCurrentInit = path.endsWith('/init.mp4') && path.startsWith(`${state.epoch}/`);
+        if (!isCurrentInit && now - file.at > this.o.keepMs) state.files.delete(path);
+      }
+      if (state.endedAt !== undefined && now - state.endedAt > this.o.keepMs) this.streams.delete(streamId);
+    }
+  }
+
+  /** Handles a GET/HEAD under /ll/; false if the path is not an LL-HLS one. */
+  handle(req: IncomingMessage, res: ServerResponse, url: URL): boolean {
+    const m = PATH.exec(url.pathname);
+    if (!m) return false;
+    const [, streamId = '', playlistName, epoch, rendition, file, partNumber, segmentSequence] = m;
+    const state = this.streams.get(streamId);
+    const send = (status: number, headers: Record<string, string | number>, body?: Buffer | string) => {
+      res.writeHead(status, headers).end(req.method === 'HEAD' ? undefined : body);
+    };
+    const notFound = (why: string) =>
+      send(404, { 'content-type': 'text/plain', 'cache-control': 'no-cache' }, `${why}\n`);
+    if (playlistName === 'master') {
+      void this.fromStorage(`${streamId}/master.m3u8`).then((bytes) =>
+        bytes
+          ? send(200, { 'content-type': 'application/vnd.apple.mpegurl', 'cache-control': 'no-cache' }, bytes)
+          : notFound('no such stream'),
+      );
+      return true;
+    }
+    if (!state) {
+      notFound('no LL-HLS stream with this id');
+      return true;
+    }
+    if (playlistName) {
+      playlistResponse(state.ll, playlistName, url.searchParams)
+        .then((r) => send(r.status, r.headers, r.body))
+        .catch((error: Error) => {
+          this.log.error({ streamId, err: error.message }, 'playlist response failed');
+          send(500, {}, 'internal error\n');
+        });
+      return true;
+    }
+    const path = `${epoch}/${rendition}/${file}`;
+    const media = (bytes: Buffer) =>
+      send(
+        200,
+        {
+          'content-type': file === 'init.mp4' ? 'video/mp4' : 'video/iso.segment',
+          // Parts and segments never change once they exist; they are only fetched near the live edge.
+          'cache-control': 'public, max-age=60, immutable',
+          'content-length': bytes.length,
+        },
+        bytes,
+      );
+    const inMemory =
+      state.files.get(path)?.bytes ??
+      (segmentSequence
+        ? this.segmentFromParts(state, Number(epoch), rendition ?? '', Number(segmentSequence))
+        : undefined);
+    if (inMemory) {
+      media(inMemory);
+      return true;
+    }
+    if (partNumber !== undefined) {
+      this.holdPart(state, Number(epoch), rendition ?? '', Number(partNumber), path).then(
+        (bytes) => (bytes ? media(bytes) : notFound('no such part')),
+        () => notFound('no such part'),
+      );
+      return true;
+    }
+    void this.fromStorage(`${streamId}/${path}`).then((bytes) =>
+      bytes ? media(bytes) : notFound('not found'),
+    );
+    return true;
+  }
+
+  /** A complete segment whose parts are all in memory: their concatenation is the segment, byte for byte. */
+  private segmentFromParts(
+    state: StreamState,
+    epoch: number,
+    rendition: string,
+    sequence: number,
+  ): Buffer | undefined {
+    const playlist = state.ll.renditions.get(rendition);
+    const segment = playlist?.segments.find((s) => s.epoch === epoch && s.sequence === sequence);
+    if (!segment || segment.parts.length === 0) return undefined;
+    const parts = segment.parts.map(
+      (p) => state.files.get(`${epoch}/${rendition}/part_${p.number}.m4s`)?.bytes,
+    );
+    return parts.every((p) => p !== undefined) ? Buffer.concat(parts as Buffer[]) : undefined;
+  }
+
+  /**
+   * A part not fetched yet: if it is one of the next few of the current epoch (the preload hint, or a player
+   * a little ahead), the request waits until it is in memory, at most 3 target durations; otherwise 404.
+   */
+  private holdPart(
+    state: StreamState,
+    epoch: number,
+    rendition: string,
+    number: number,
+    path: string,
+  ): Promise<Buffer | undefined> {
+    const playlist = state.ll.renditions.get(rendition);
+    if (!playlist || playlist.ended || epoch < playlist.epoch) return Promise.resolve(undefined);
+    const next = epoch > playlist.epoch ? 0 : playlist.nextPartNumber();
+    if (number < next || number > next + advancePartLimit(playlist.partTarget))
+      return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const waiters = state.waiters.get(path) ?? new Set<() => void>();
+      state.waiters.set(path, waiters);
+      const wake = () => {
+        clearTimeout(timer);
+        resolve(state.files.get(path)?.bytes);
+      };
+      const timer = setTimeout(
+        () => {
+          waiters.delete(wake);
+          resolve(undefined);
+        },
+        3 * playlist.targetDuration * 1000,
+      );
+      waiters.add(wake);
+    });
+  }
+
+  private async fromStorage(key: string): Promise<Buffer | null> {
+    try {
+      return await this.o.storage.get(key);
+    } catch (error) {
+      this.log.error({ key, err: (error as Error).message }, 'storage read failed');
+      return null;
+    }
+  }
+}
