@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { decode } from '@live/bus';
 import { assignmentRecord, buckets } from '@live/contracts';
-import { type Child, pidsByCommandLine, startPublisher } from '@live/testing';
+import { type Child, pidsByCommandLine, readLlPlaylist, startPublisher } from '@live/testing';
 import { Kvm } from '@nats-io/kv';
 import { type Platform, startPlatform, waitFor } from './platform.js';
 import { checkMediaPlaylist, checkReload } from './rfc8216.js';
@@ -143,6 +143,17 @@ test('a zombie (whole worker paused until its stream moved, then resumed) puts n
   assert.ok(firstNew >= 0);
   assert.ok(m?.segments.slice(firstNew).every((s) => !s.uri.startsWith(`${before.epoch}/`)));
   assert.ok(oldFfmpeg > 0);
+  // The same in the LL-HLS playlist, parts included: no part of the zombie's epoch after the new one started.
+  const ll = readLlPlaylist((await p.fetchText('/ll/fo/360p.m3u8')) ?? '');
+  const firstNewLl = ll.entries.findIndex((e) =>
+    (e.uri ?? e.parts[0]?.uri ?? '').startsWith(`${failover.epoch}/`),
+  );
+  assert.ok(firstNewLl >= 0, 'the LL playlist has the new epoch');
+  for (const entry of ll.entries.slice(firstNewLl)) {
+    for (const uri of [entry.uri, ...entry.parts.map((x) => x.uri)]) {
+      if (uri) assert.ok(!uri.startsWith(`${before.epoch}/`), `zombie part ${uri} listed`);
+    }
+  }
 });
 
 test('SIGKILL of the active worker: the standby takes the stream at a new epoch, the playlist carries on', async () => {

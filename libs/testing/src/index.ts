@@ -2,6 +2,7 @@
 export * from './chat.js';
 export * from './ffmpeg.js';
 export * from './gcs-emulator.js';
+export * from './llhls.js';
 export * from './nats.js';
 export * from './process.js';
 export * from './rtmp.js';

@@ -1,0 +1,214 @@
+// LL-HLS end to end: a 640x360 RTMP publisher -> ingest -> supervisor -> transcoder worker (fMP4 over a unix
+// socket, cut into 200 ms parts) -> part events on NATS -> the packager's LL-HLS origin (/ll/), which fetches
+// each part from its worker and serves it with blocking reload. Real processes throughout; every playlist is
+// read with @live/testing's own line reader (not hls-parser, which writes them).
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { decode } from '@live/bus';
+import { buckets, type PartEvent, partEvent, subjects } from '@live/contracts';
+import { type Child, checkLlRules, type LlPlaylistRead, startPublisher } from '@live/testing';
+import { Kvm } from '@nats-io/kv';
+import { type Platform, startPlatform, waitFor } from './platform.js';
+
+const STREAM = 'lowlat';
+let p: Platform;
+let publisher: Child | undefined;
+const parts: (PartEvent & { receivedAt: number })[] = [];
+
+before(async () => {
+  p = await startPlatform({ workers: 2 });
+  p.nc.subscribe(subjects.mediaPart(STREAM), {
+    callback: (_e, m) => {
+      const d = decode(partEvent, m.data);
+      if (d.ok) parts.push({ ...d.value, receivedAt: Date.now() });
+    },
+  });
+  publisher = startPublisher({
+    url: p.publishUrl(await p.createKey(STREAM)),
+    width: 640,
+    height: 360,
+    fps: 30,
+    gopSeconds: 1,
+  });
+});
+after(async () => {
+  await publisher?.stop('SIGKILL');
+  await p?.stop();
+});
+
+const ll = (path: string) => `http://127.0.0.1:${p.originPort}/ll/${STREAM}/${path}`;
+const bytesOf = async (url: string) => {
+  const response = await fetch(url);
+  assert.equal(response.status, 200, `${url}: ${response.status}`);
+  return Buffer.from(await response.arrayBuffer());
+};
+
+async function playlist(
+  rendition: string,
+  query = '',
+): Promise<{ read: LlPlaylistRead; text: string; status: number }> {
+  const response = await fetch(ll(`${rendition}.m3u8${query}`));
+  const text = await response.text();
+  return {
+    status: response.status,
+    text,
+    read: response.status === 200 ? checkLlRules(text) : (undefined as never),
+  };
+}
+
+/** The newest part listed: (msn, index) of the last entry that has parts. */
+function newestPart(r: LlPlaylistRead): { msn: number; part: number } {
+  const entry = r.entries.findLast((e) => e.parts.length > 0);
+  assert.ok(entry, 'a playlist with parts');
+  return { msn: entry.msn, part: entry.parts.length - 1 };
+}
+
+test('the LL-HLS origin lists parts as they are cut; playlists follow the LL-HLS rules, with rendition reports', async () => {
+  const master = await waitFor(
+    async () => {
+      const response = await fetch(ll('master.m3u8'));
+      const text = await response.text();
+      return response.status === 200 && text.includes('360p.m3u8') && text.includes('240p.m3u8')
+        ? text
+        : null;
+    },
+    { timeoutMs: 30_000, what: 'the LL master playlist with both renditions' },
+  );
+  assert.match(master, /#EXT-X-STREAM-INF:.*CODECS="avc1/);
+  // Wait until each rendition has a few complete segments, then check every rule on both.
+  for (const rendition of ['360p', '240p']) {
+    const { read } = await waitFor(
+      async () => {
+        const r = await playlist(rendition);
+        return r.status === 200 && r.read.entries.filter((e) => e.uri).length >= 3 ? r : null;
+      },
+      { timeoutMs: 20_000, what: `3 complete segments in the ${rendition} LL playlist` },
+    );
+    assert.equal(read.partTarget, 0.2);
+    assert.equal(read.targetDuration, 1);
+    assert.equal(read.reports.length, 1, 'one rendition report: the other rendition');
+    const other = rendition === '360p' ? '240p' : '360p';
+    const report = read.reports[0];
+    assert.equal(report?.uri, `${other}.m3u8`);
+    // The report names a position the other rendition has (reports lag by at most a part or two).
+    const otherNow = newestPart((await playlist(other)).read);
+    assert.ok(
+      report && report.lastMsn <= otherNow.msn && report.lastMsn >= otherNow.msn - 1,
+      'report near the other rendition',
+    );
+    // Every segment starts with an independent part; parts are about 200 ms.
+    for (const entry of read.entries.filter((e) => e.parts.length > 0 && e.uri)) {
+      assert.equal(entry.parts[0]?.independent, true, `segment ${entry.msn} starts on an independent part`);
+    }
+    assert.ok(read.hints[0]?.match(/^\d+\/(360p|240p)\/part_\d+\.m4s$/), `hint ${read.hints[0]}`);
+  }
+});
+
+test('parts are byte-identical to their segment (from the origin and from storage)', async () => {
+  const { read } = await playlist('360p');
+  const entry = read.entries.findLast((e) => e.uri && e.parts.length >= 4);
+  assert.ok(entry?.uri, 'a complete segment listed with its parts');
+  const partBytes = await Promise.all(entry.parts.map((part) => bytesOf(ll(part.uri))));
+  const segment = await bytesOf(ll(entry.uri));
+  assert.ok(Buffer.concat(partBytes).equals(segment), 'segment = its parts concatenated');
+  const stored = await bytesOf(`http://127.0.0.1:${p.originPort}/hls/${STREAM}/${entry.uri}`);
+  assert.ok(stored.equals(segment), 'the plain HLS segment in storage is the same bytes');
+  const map = read.entries.findLast((e) => e.msn <= entry.msn && e.map)?.map;
+  assert.ok(map && (await bytesOf(ll(map))).length > 0, 'init segment served');
+});
+
+test('blocking reload: a request for the next part is held until it exists, then answered at once', async () => {
+  const { read } = await playlist('360p');
+  const at = newestPart(read);
+  // Ask for the part after the next one: it is at least one part duration away.
+  const wanted = { msn: at.msn, part: at.part + 2 };
+  const asked = Date.now();
+  const response = await playlist('360p', `?_HLS_msn=${wanted.msn}&_HLS_part=${wanted.part}`);
+  const answered = Date.now();
+  assert.equal(response.status, 200);
+  const entry = response.read.entries.find((e) => e.msn === wanted.msn);
+  // Part `wanted.part` of `msn`, or (when that segment had fewer parts) a part of the next segment.
+  const has =
+    (entry && entry.parts.length > wanted.part) ||
+    response.read.entries.some((e) => e.msn > wanted.msn && e.parts.length > 0);
+  assert.ok(has, 'the answer holds the requested part');
+  assert.ok(answered - asked >= 150, `held ${answered - asked} ms (the part did not exist yet)`);
+  // Answered within one part duration of the part's announcement (the origin fetched it from the worker).
+  const epoch = Number(response.read.hints[0]?.split('/')[0]);
+  const newestNumber = Number(/part_(\d+)/.exec(response.read.hints[0] ?? '')?.[1]) - 1;
+  const event = parts.find((x) => x.epoch === epoch && x.rendition === '360p' && x.number === newestNumber);
+  assert.ok(event, 'the part event of the newest listed part');
+  assert.ok(
+    answered - event.receivedAt < 200,
+    `answered ${answered - event.receivedAt} ms after the part event`,
+  );
+
+  // Too far ahead: refused at once.
+  const ahead = await playlist('360p', `?_HLS_msn=${at.msn + 5}`);
+  assert.equal(ahead.status, 400);
+  assert.match(ahead.text, /more than 2 segments ahead/);
+  const badPart = await playlist('360p', `?_HLS_msn=${at.msn}&_HLS_part=${at.part + 40}`);
+  assert.equal(badPart.status, 400);
+  assert.equal((await playlist('360p', '?_HLS_part=1')).status, 400);
+
+  // The preload hint: requested before it exists, answered with the part once it is cut.
+  const hinted = await playlist('360p');
+  const hint = hinted.read.hints[0] ?? '';
+  const hintAsked = Date.now();
+  const hintBytes = await bytesOf(ll(hint));
+  const number = Number(/part_(\d+)/.exec(hint)?.[1]);
+  const hintEvent = parts.find(
+    (x) => x.rendition === '360p' && x.number === number && hint.startsWith(`${x.epoch}/`),
+  );
+  assert.ok(hintEvent, 'the hinted part was announced');
+  assert.equal(hintBytes.length, hintEvent.bytes, 'the hinted part, complete');
+  assert.ok(hintEvent.receivedAt >= hintAsked - 5, 'the request was held until the part existed');
+});
+
+test('failover mid-segment: the old segment ends, a discontinuity and the new epoch follow, no zombie part', async () => {
+  const kv = await new Kvm(p.nc).open(buckets.assignments);
+  const before = (await kv.get(STREAM))?.json<{ workerId: string; epoch: number }>();
+  assert.ok(before);
+  // Kill the worker mid-segment: after the second part of a segment.
+  await waitFor(() => parts.at(-1)?.epoch === before.epoch && parts.at(-1)?.index === 1, {
+    timeoutMs: 5000,
+    what: 'a segment with two parts',
+  });
+  const victim = p.workers[Number(before.workerId.replace('w', '')) - 1] as Child;
+  await victim.stop('SIGKILL');
+  const { read } = await waitFor(
+    async () => {
+      const r = await playlist('360p');
+      const switched = r.status === 200 && r.read.entries.findIndex((e) => e.discontinuity);
+      return switched !== false && switched >= 0 && r.read.entries.slice(switched).some((e) => e.uri)
+        ? r
+        : null;
+    },
+    { timeoutMs: 15_000, what: 'a discontinuity and a complete segment of the new epoch' },
+  );
+  const index = read.entries.findIndex((e) => e.discontinuity);
+  const last = read.entries[index - 1];
+  const first = read.entries[index];
+  assert.ok(last?.uri?.startsWith(`${before.epoch}/`), 'the old epoch segment is listed before the switch');
+  // It ended where the killed worker stopped: mid-segment, with the parts it had (2, or 3 if one was in flight).
+  assert.ok(
+    (last?.duration ?? 1) > 0.3 && (last?.duration ?? 1) < 0.7,
+    `old segment ended after ${last?.duration} s`,
+  );
+  assert.ok(
+    first?.uri?.startsWith(`${before.epoch + 1}/`) || first?.parts[0]?.uri.startsWith(`${before.epoch + 1}/`),
+  );
+  assert.ok(first?.map?.startsWith(`${before.epoch + 1}/`), 'a new EXT-X-MAP with the new epoch');
+  // After the switch, nothing of the old epoch.
+  for (const entry of read.entries.slice(index)) {
+    for (const uri of [entry.uri, ...entry.parts.map((x) => x.uri)]) {
+      if (uri) assert.ok(!uri.startsWith(`${before.epoch}/`), `${uri} after the switch`);
+    }
+  }
+  // The truncated old segment is still served as its parts.
+  if (last?.uri && last.parts.length > 0) {
+    const segment = await bytesOf(ll(last.uri));
+    const partBytes = await Promise.all(last.parts.map((x) => bytesOf(ll(x.uri))));
+    assert.ok(Buffer.concat(partBytes).equals(segment));
+  }
+});
