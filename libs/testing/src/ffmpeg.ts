@@ -21,27 +21,37 @@ export interface PublisherOptions {
   inputFile?: string;
   /** Loop inputFile forever (default true). */
   loop?: boolean;
-  /** Draw the media time as a barcode across the top (see clockBarcodeFilter). */
-  clockBarcode?: boolean;
+  /**
+   * Draw a clock as a barcode across the top (see clockBarcodeFilter): true or 'media' for the frame's media
+   * time, 'wallclock' for the wall clock when the frame was made (glass-to-glass latency).
+   */
+  clockBarcode?: boolean | 'media' | 'wallclock';
   /** x264 preset for the synthetic source (default ultrafast). */
   preset?: string;
 }
 
-/** Bits of the clock barcode: media time in 10 ms units, 16 bits (655 s before it wraps). */
+/** Bits of the clock barcode: time in 10 ms units, 16 bits (655.36 s before it wraps). */
 export const BARCODE_BITS = 16;
 
 /**
  * A machine-readable clock burnt into the picture: BARCODE_BITS white/black blocks across the top 1/8 of
- * the frame, bit i = floor(t * 100 / 2^i) mod 2, where t is the frame's media time in seconds. Blocks are
- * large so they survive scaling and compression; readClockBarcode reads them back.
+ * the frame, bit i = floor(t * 100 / 2^i) mod 2, where t is the frame's media time in seconds ('media') or
+ * the wall clock in seconds (ffmpeg's expression function time(0), read as the frame is filtered, which
+ * with -re is when it is made: 'wallclock', modulo the 655.36 s the barcode holds). Blocks are large so
+ * they survive scaling and compression; readClockBarcode reads them back.
  */
-export function clockBarcodeFilter(width: number, height: number): string {
+export function clockBarcodeFilter(
+  width: number,
+  height: number,
+  clock: 'media' | 'wallclock' = 'media',
+): string {
+  const t = clock === 'media' ? 't' : `mod(time(0),${2 ** BARCODE_BITS / 100})`;
   const block = Math.floor(width / BARCODE_BITS);
   const strip = Math.floor(height / 8);
   const boxes = Array.from(
     { length: BARCODE_BITS },
     (_, i) =>
-      `drawbox=x=${i * block}:y=0:w=${block}:h=${strip}:color=white:t=fill:enable='eq(mod(floor(t*100/${2 ** i}),2),1)'`,
+      `drawbox=x=${i * block}:y=0:w=${block}:h=${strip}:color=white:t=fill:enable='eq(mod(floor(${t}*100/${2 ** i}),2),1)'`,
   );
   return [`drawbox=x=0:y=0:w=${block * BARCODE_BITS}:h=${strip}:color=black:t=fill`, ...boxes].join(',');
 }
@@ -68,7 +78,11 @@ export function publisherArgs(o: PublisherOptions): string[] {
   } else {
     args.push('-re', '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${fps}`);
     if (!o.noAudio) args.push('-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000');
-    if (o.clockBarcode) args.push('-vf', clockBarcodeFilter(width, height));
+    if (o.clockBarcode)
+      args.push(
+        '-vf',
+        clockBarcodeFilter(width, height, o.clockBarcode === 'wallclock' ? 'wallclock' : 'media'),
+      );
     args.push(
       '-c:v',
       'libx264',

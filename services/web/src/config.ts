@@ -29,7 +29,12 @@ export const webConfigSchema = z.object({
   WEB_GUEST_CHAT: env.bool(false),
   /** Where pages fetch HLS: /hls (this service, proxied to WEB_HLS_UPSTREAM) or the CDN's base URL. */
   WEB_HLS_BASE: z.string().default('/hls'),
-  /** Local mode: /hls/* is proxied here (the packager's origin). Empty: no proxy (production uses the CDN). */
+  /**
+   * Where pages fetch LL-HLS (the packager origin's /ll/, blocking playlist reload): /ll (this service,
+   * proxied to WEB_HLS_UPSTREAM) or the CDN's base URL in front of the origin. Empty: plain HLS only.
+   */
+  WEB_LLHLS_BASE: z.string().default('/ll'),
+  /** Local mode: /hls/* and /ll/* are proxied here (the packager's origin). Empty: no proxy (production uses the CDN). */
   WEB_HLS_UPSTREAM: z.url({ protocol: /^https?$/ }).optional(),
   /** The chat WebSocket base the pages connect to: <WEB_CHAT_URL>/<room>. */
   WEB_CHAT_URL: z

@@ -1,4 +1,6 @@
-// The video player: hls.js at its default live sync (3 target durations behind the edge), quality choice
+// The video player: hls.js in one of two modes. Plain HLS at its default live sync (3 target durations
+// behind the edge, 3 s), or LL-HLS (lowLatencyMode against the origin's /ll/: blocking playlist reloads and
+// 200 ms parts, at the playlist's PART-HOLD-BACK behind the edge, about 1 s). Then: quality choice
 // (auto or one rendition), the live-edge indicator with "go live", the measured latency, and the wall clock
 // of the frame on screen (EXT-X-PROGRAM-DATE-TIME via hls.playingDate) that the chat is held back to.
 // Stalls (hls.js BUFFER_STALLED_ERROR) and `waiting` events after playback started are counted, because a
@@ -22,7 +24,8 @@ const REBUILD_BELOW_S = 0.25;
  * within REBUILD_BELOW_S of its target (`settled`): there is no band where it is short and does nothing.
  */
 const REBUILD_UNTIL_S = 0.02;
-const LOW_BUFFER_S = 0.8;
+/** Buffer left that starts a rebuild (plain HLS: the buffer is ~3 s; LL-HLS keeps ~1 s by design). */
+const LOW_BUFFER_S = { plain: 0.8, low: 0.3 };
 
 export interface PlayerStats {
   /** hls.js BUFFER_STALLED_ERROR after the first frame played. */
@@ -66,21 +69,35 @@ export class Player {
   private hls: Hls | null = null;
   private retry: number | undefined;
   private destroyed = false;
+  private readonly interval: number;
+  /** Removes this player's <video> listeners when it is destroyed (the page may switch players). */
+  private readonly listening = new AbortController();
 
   constructor(
     readonly video: HTMLVideoElement,
     private readonly src: string,
     private readonly events: PlayerEvents,
+    /** LL-HLS: hls.js lowLatencyMode (src must be an LL-HLS playlist). */
+    readonly lowLatency = false,
   ) {
-    video.addEventListener('playing', () => {
-      if (this.stats.playingSince === null) this.stats.playingSince = performance.now();
-      this.events.onPlaying();
-    });
-    video.addEventListener('waiting', () => {
-      if (this.stats.playingSince !== null) this.stats.waiting++;
-    });
-    video.addEventListener('ended', () => this.events.onEnded());
-    window.setInterval(() => this.keepLatency(), 250);
+    const { signal } = this.listening;
+    video.addEventListener(
+      'playing',
+      () => {
+        if (this.stats.playingSince === null) this.stats.playingSince = performance.now();
+        this.events.onPlaying();
+      },
+      { signal },
+    );
+    video.addEventListener(
+      'waiting',
+      () => {
+        if (this.stats.playingSince !== null) this.stats.waiting++;
+      },
+      { signal },
+    );
+    video.addEventListener('ended', () => this.events.onEnded(), { signal });
+    this.interval = window.setInterval(() => this.keepLatency(), 250);
   }
 
   /** True while the picture plays slower to get back to the target latency. */
@@ -105,9 +122,10 @@ export class Player {
     }
     const v = this.video;
     const ahead = v.buffered.length > 0 ? v.buffered.end(v.buffered.length - 1) - v.currentTime : 0;
-    if (!this.rebuilding && (latency < target - REBUILD_BELOW_S || ahead < LOW_BUFFER_S))
+    const lowBuffer = LOW_BUFFER_S[this.lowLatency ? 'low' : 'plain'];
+    if (!this.rebuilding && (latency < target - REBUILD_BELOW_S || ahead < lowBuffer))
       this.setRebuilding(true);
-    else if (this.rebuilding && latency >= target - REBUILD_UNTIL_S && ahead >= LOW_BUFFER_S)
+    else if (this.rebuilding && latency >= target - REBUILD_UNTIL_S && ahead >= lowBuffer)
       this.setRebuilding(false);
   }
 
@@ -132,9 +150,10 @@ export class Player {
       this.events.onUnavailable('this browser cannot play HLS with Media Source Extensions');
       return;
     }
-    // Defaults on purpose: liveSyncDurationCount 3 is what the zero-stall failover test holds us to.
     const hls = new Hls({
-      liveSyncDurationCount: 3,
+      // Plain HLS: liveSyncDurationCount 3 is what the zero-stall failover test holds us to. LL-HLS: the
+      // target latency is the playlist's PART-HOLD-BACK (set by the origin), so no live sync is configured.
+      ...(this.lowLatency ? { lowLatencyMode: true } : { lowLatencyMode: false, liveSyncDurationCount: 3 }),
       enableWorker: true,
       backBufferLength: 30,
       // Playlists bypass the browser's HTTP cache. They are served with max-age=1 (right for a CDN), but a
@@ -198,6 +217,9 @@ export class Player {
 
   destroy(): void {
     this.destroyed = true;
+    window.clearInterval(this.interval);
+    this.listening.abort();
+    this.setRebuilding(false);
     this.stop();
   }
 

@@ -17,6 +17,7 @@ const overlay = byId('overlay');
 const quality = byId<HTMLSelectElement>('quality');
 const liveBadge = byId('live-badge');
 const goLive = byId<HTMLButtonElement>('go-live');
+const lowLatencyBox = byId<HTMLInputElement>('low-latency');
 
 type View = 'loading' | 'offline' | 'starting' | 'playing' | 'ended' | 'error';
 function showView(view: View, text = ''): void {
@@ -39,7 +40,15 @@ let playedOnce = false;
 
 async function main(): Promise<void> {
   const config = await loadConfig();
-  const player = new Player(video, `${config.hlsBase}/${encodeURIComponent(streamId)}/master.m3u8`, {
+  // Low latency (LL-HLS) by default where the platform offers it; ?ll=0 or the checkbox switches to plain
+  // HLS (from the CDN: steadier on poor networks, a few seconds more behind).
+  const wantsLowLatency = () =>
+    config.llHlsBase !== null && (localStorage.getItem('live.lowLatency') ?? '1') === '1';
+  const llParam = new URLSearchParams(location.search).get('ll');
+  if (llParam === '0' || llParam === '1') localStorage.setItem('live.lowLatency', llParam);
+  lowLatencyBox.checked = wantsLowLatency();
+  lowLatencyBox.disabled = config.llHlsBase === null;
+  const playerEvents: ConstructorParameters<typeof Player>[2] = {
     onUnavailable: (reason) => {
       if (streamState?.state === 'live')
         showView(
@@ -64,6 +73,23 @@ async function main(): Promise<void> {
     onEnded: () => {
       if (streamState?.state !== 'live') showView('ended', 'Thanks for watching.');
     },
+  };
+  const newPlayer = (lowLatency: boolean) =>
+    new Player(
+      video,
+      `${lowLatency ? config.llHlsBase : config.hlsBase}/${encodeURIComponent(streamId)}/master.m3u8`,
+      playerEvents,
+      lowLatency,
+    );
+  let player = newPlayer(wantsLowLatency());
+  byId('mode').textContent = player.lowLatency ? 'LL-HLS' : 'HLS';
+  lowLatencyBox.addEventListener('change', () => {
+    localStorage.setItem('live.lowLatency', lowLatencyBox.checked ? '1' : '0');
+    const wasStarted = player.started;
+    player.destroy();
+    player = newPlayer(wantsLowLatency());
+    byId('mode').textContent = player.lowLatency ? 'LL-HLS' : 'HLS';
+    if (wasStarted) player.start();
   });
   // What plays now: "360p", or "auto (360p)" while hls.js picks (choosing auto may not switch at once).
   const showLevel = () => {
@@ -137,7 +163,18 @@ async function main(): Promise<void> {
     byId('chat-extra').append(h('a', { href: `?as=moderator`, id: 'moderate' }, 'Moderate this chat'));
 
   // For tests and curious developers: the player's internals and counters.
-  Object.assign(window, { __live: { player, hls: () => player.instance, stats: player.stats, video } });
+  Object.assign(window, {
+    __live: {
+      get player() {
+        return player;
+      },
+      hls: () => player.instance,
+      get stats() {
+        return player.stats;
+      },
+      video,
+    },
+  });
 }
 
 main().catch((error: Error) => showView('error', error.message));

@@ -1,5 +1,5 @@
-// Local mode only: /hls/* is passed to the packager's origin (WEB_HLS_UPSTREAM), so the pages, the API and
-// the video share one origin (http://localhost:8080) as design.md has it. Production pages read HLS from the
+// Local mode only: /hls/* and /ll/* (LL-HLS, whose playlist requests the origin holds for up to 3 s) are
+// passed to the packager's origin (WEB_HLS_UPSTREAM), so the pages, the API and the video share one origin (http://localhost:8080) as design.md has it. Production pages read HLS from the
 // CDN (WEB_HLS_BASE) and this proxy is off. Bodies are streamed, never buffered; the upstream's status,
 // type and cache headers pass through.
 import { type IncomingMessage, request, type ServerResponse } from 'node:http';

@@ -39,7 +39,8 @@ function originOf(url: string): string | null {
 }
 
 export function contentSecurityPolicy(config: WebConfig): string {
-  const connect = ["'self'", originOf(config.WEB_CHAT_URL), originOf(config.WEB_HLS_BASE)].filter(Boolean);
+  const video = [originOf(config.WEB_HLS_BASE), originOf(config.WEB_LLHLS_BASE)].filter(Boolean);
+  const connect = ["'self'", originOf(config.WEB_CHAT_URL), ...video].filter(Boolean);
   // Scripts only from this origin (no inline script, no eval): a message that slipped into the DOM as HTML
   // still could not run. hls.js runs its transmuxer in a blob: worker and plays through MediaSource (blob:).
   return [
@@ -48,7 +49,7 @@ export function contentSecurityPolicy(config: WebConfig): string {
     "style-src 'self'",
     "img-src 'self' data:",
     `connect-src ${connect.join(' ')}`,
-    `media-src 'self' blob: ${originOf(config.WEB_HLS_BASE) ?? ''}`.trim(),
+    `media-src 'self' blob: ${video.join(' ')}`.trim(),
     "worker-src 'self' blob:",
     "object-src 'none'",
     "base-uri 'none'",
@@ -89,6 +90,7 @@ export async function startWebServer(o: WebServerOptions): Promise<HttpListener>
 
   const pageConfig = (req: IncomingMessage): PageConfig => ({
     hlsBase: config.WEB_HLS_BASE.replace(/\/$/, ''),
+    llHlsBase: config.WEB_LLHLS_BASE ? config.WEB_LLHLS_BASE.replace(/\/$/, '') : null,
     chatUrl: config.WEB_CHAT_URL.replace(/\/$/, ''),
     rtmpUrl: config.WEB_RTMP_URL,
     auth: config.WEB_AUTH,
@@ -181,7 +183,7 @@ export async function startWebServer(o: WebServerOptions): Promise<HttpListener>
       await handler(req, res, url);
       return path;
     }
-    if (path.startsWith('/hls/')) {
+    if (path.startsWith('/hls/') || path.startsWith('/ll/')) {
       if (!config.WEB_HLS_UPSTREAM) throw new HttpError(404, `HLS is served from ${config.WEB_HLS_BASE}`);
       proxyHls(config.WEB_HLS_UPSTREAM, req, res, logger);
       return 'hls';

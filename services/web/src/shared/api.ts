@@ -25,6 +25,8 @@ export type AuthMode = 'token' | 'none';
 export interface PageConfig {
   /** HLS base: `${hlsBase}/<streamId>/master.m3u8`. */
   hlsBase: string;
+  /** LL-HLS base: `${llHlsBase}/<streamId>/master.m3u8`; null when only plain HLS is offered. */
+  llHlsBase: string | null;
   /** Chat WebSocket base: `${chatUrl}/<room>`. */
   chatUrl: string;
   rtmpUrl: string;
