@@ -229,6 +229,41 @@ test('web: studio and ops need the admin token from a Secret, no guest chat, HLS
   assert.ok(bc.spec.timeoutSec >= 3600, 'event streams are not cut after 30 s');
 });
 
+test('LL-HLS: the worker part server is reachable by pod IP on a fixed port; packager and worker agree', () => {
+  for (const [overlay, objects] of Object.entries(rendered)) {
+    const worker = find(objects, 'Deployment', 'transcoder').spec.template.spec.containers[0];
+    const packager = find(objects, 'Deployment', 'packager').spec.template.spec.containers[0];
+    const workerEnv = containerEnv(objects, worker);
+    const packagerEnv = containerEnv(objects, packager);
+    // The value each service runs with: the manifest's, else the schema's default.
+    const workerValue = (name: keyof typeof transcoderConfigSchema.shape) =>
+      transcoderConfigSchema.shape[name].parse(workerEnv.get(name));
+    const packagerValue = (name: keyof typeof packagerConfigSchema.shape) =>
+      packagerConfigSchema.shape[name].parse(packagerEnv.get(name));
+    // Part events carry the worker's pod IP; the part server listens on it, on a port other pods can use.
+    assert.deepEqual(workerEnv.get('TRANSCODER_PARTS_HOST')?.fieldRef, { fieldPath: 'status.podIP' });
+    assert.equal(workerValue('TRANSCODER_PARTS_BIND'), '0.0.0.0', `${overlay}: parts on every interface`);
+    const partsPort = Number(workerValue('TRANSCODER_PARTS_PORT'));
+    assert.ok(partsPort > 0, `${overlay}: a fixed part-server port (0 would be a random one)`);
+    const ports = worker.ports.map((p: K8sObject) => p.containerPort);
+    assert.equal(new Set(ports).size, ports.length, `${overlay}: worker ports are distinct`);
+    // PART-TARGET and TARGETDURATION describe what the worker cuts.
+    assert.equal(packagerValue('PACKAGER_LL_PART_MS'), workerValue('TRANSCODER_PART_MS'), `${overlay}: part`);
+    assert.equal(
+      packagerValue('PACKAGER_LL_TARGET_SECONDS'),
+      workerValue('TRANSCODER_SEGMENT_SECONDS'),
+      `${overlay}: LL-HLS target duration is the segment duration`,
+    );
+    // Cluster-internal: no Service reaches a worker (a part exists only on the worker that cut it).
+    const labels = find(objects, 'Deployment', 'transcoder').spec.template.metadata.labels;
+    for (const svc of objects.filter((o) => o.kind === 'Service')) {
+      const selector = Object.entries(svc.spec.selector ?? {});
+      const selectsWorkers = selector.length > 0 && selector.every(([k, v]) => labels[k] === v);
+      assert.ok(!selectsWorkers, `${overlay}: Service ${svc.metadata.name} does not reach the workers`);
+    }
+  }
+});
+
 /** GKE BackendConfig spec fields (cloud.google.com/v1, kubernetes/ingress-gce pkg/apis/backendconfig/v1). */
 const BACKEND_CONFIG_FIELDS = [
   'iap',
@@ -241,6 +276,28 @@ const BACKEND_CONFIG_FIELDS = [
   'customResponseHeaders',
   'healthCheck',
   'logging',
+];
+const CDN_FIELDS = [
+  'enabled',
+  'bypassCacheOnRequestHeaders',
+  'cachePolicy',
+  'cacheMode',
+  'clientTtl',
+  'defaultTtl',
+  'maxTtl',
+  'negativeCaching',
+  'negativeCachingPolicy',
+  'requestCoalescing',
+  'serveWhileStale',
+  'signedUrlCacheMaxAgeSec',
+  'signedUrlKeys',
+];
+const CACHE_KEY_FIELDS = [
+  'includeHost',
+  'includeProtocol',
+  'includeQueryString',
+  'queryStringBlacklist',
+  'queryStringWhitelist',
 ];
 const HEALTH_CHECK_FIELDS = [
   'checkIntervalSec',
@@ -296,6 +353,85 @@ test('GKE chat Ingress: BackendConfig keeps WebSockets a day and drains, health 
       !['BackendConfig', 'ManagedCertificate', 'PodMonitoring'].includes(o.kind),
       `dev: no ${o.kind}`,
     );
+});
+
+test('GKE BackendConfigs: only fields the GKE controller knows, each named by a Service', () => {
+  const objects = rendered.gke as K8sObject[];
+  const named = new Set(
+    objects
+      .filter((o) => o.kind === 'Service' && o.metadata.annotations?.['cloud.google.com/backend-config'])
+      .map((o) => JSON.parse(o.metadata.annotations['cloud.google.com/backend-config']).default),
+  );
+  const configs = objects.filter((o) => o.kind === 'BackendConfig');
+  assert.ok(configs.length >= 3, 'chat, web and packager-origin');
+  for (const bc of configs) {
+    const where = `BackendConfig ${bc.metadata.name}`;
+    assert.equal(bc.apiVersion, 'cloud.google.com/v1', where);
+    assert.ok(named.has(bc.metadata.name), `${where} is used by a Service`);
+    for (const k of Object.keys(bc.spec)) assert.ok(BACKEND_CONFIG_FIELDS.includes(k), `${where}: spec.${k}`);
+    for (const k of Object.keys(bc.spec.healthCheck ?? {}))
+      assert.ok(HEALTH_CHECK_FIELDS.includes(k), `${where}: healthCheck.${k}`);
+    for (const k of Object.keys(bc.spec.cdn ?? {})) assert.ok(CDN_FIELDS.includes(k), `${where}: cdn.${k}`);
+    for (const k of Object.keys(bc.spec.cdn?.cachePolicy ?? {}))
+      assert.ok(CACHE_KEY_FIELDS.includes(k), `${where}: cdn.cachePolicy.${k}`);
+    assert.ok(Number.isInteger(bc.spec.timeoutSec) && bc.spec.timeoutSec > 0, `${where}: timeoutSec`);
+  }
+});
+
+test('GKE LL-HLS: /ll on the Ingress to the packager origin, Cloud CDN keyed on the blocking-reload query', () => {
+  const objects = rendered.gke as K8sObject[];
+  const ingress = find(objects, 'Ingress', 'chat');
+  const paths = ingress.spec.rules.flatMap((r: K8sObject) => r.http.paths);
+  const ll = paths.find((p: K8sObject) => p.path === '/ll');
+  assert.ok(ll && ll.pathType === 'Prefix', '/ll prefix on the Ingress');
+  assert.equal(ll.backend.service.name, 'packager-origin');
+  const svc = find(objects, 'Service', 'packager-origin');
+  assert.ok(
+    svc.spec.ports.some((p: K8sObject) => p.name === ll.backend.service.port.name),
+    'the Ingress names a port of the Service',
+  );
+  assert.equal(svc.spec.sessionAffinity ?? 'None', 'None', 'any replica serves any stream');
+  const d = find(objects, 'Deployment', 'packager');
+  const c = d.spec.template.spec.containers[0];
+  const env = containerEnv(objects, c);
+  const portOf = (name: string) => c.ports.find((p: K8sObject) => p.name === name)?.containerPort;
+  assert.equal(
+    String(portOf(svc.spec.ports[0].targetPort)),
+    env.get('PACKAGER_HTTP_PORT'),
+    'the origin port',
+  );
+  const annotations = svc.metadata.annotations ?? {};
+  assert.deepEqual(JSON.parse(annotations['cloud.google.com/neg']), { ingress: true }, 'container-native LB');
+  const bc = find(
+    objects,
+    'BackendConfig',
+    JSON.parse(annotations['cloud.google.com/backend-config']).default,
+  );
+  assert.ok(bc, 'the BackendConfig the packager origin names exists');
+  assert.equal(bc.metadata.namespace, svc.metadata.namespace, 'in the Service namespace');
+  assert.equal(bc.spec.sessionAffinity, undefined, 'no session affinity');
+  // Cloud CDN: the origin's Cache-Control decides; the three LL-HLS parameters are in the key, nothing else.
+  assert.equal(bc.spec.cdn?.enabled, true, 'Cloud CDN on');
+  assert.equal(bc.spec.cdn.cacheMode, 'USE_ORIGIN_HEADERS');
+  assert.equal(bc.spec.cdn.cachePolicy?.includeQueryString, true);
+  assert.deepEqual([...bc.spec.cdn.cachePolicy.queryStringWhitelist].sort(), [
+    '_HLS_msn',
+    '_HLS_part',
+    '_HLS_skip',
+  ]);
+  assert.notEqual(bc.spec.cdn.requestCoalescing, false, 'concurrent fills of one key coalesced');
+  // A blocking request is held up to 3 target durations: the backend timeout must outlast it.
+  const targetSeconds = packagerConfigSchema.shape.PACKAGER_LL_TARGET_SECONDS.parse(
+    env.get('PACKAGER_LL_TARGET_SECONDS'),
+  );
+  assert.ok(bc.spec.timeoutSec > 3 * targetSeconds, `timeoutSec ${bc.spec.timeoutSec} > the hold`);
+  assert.equal(bc.spec.healthCheck.type, 'HTTP');
+  assert.equal(bc.spec.healthCheck.requestPath, '/readyz', 'the load balancer admits like readiness');
+  assert.equal(String(bc.spec.healthCheck.port), env.get('PACKAGER_OPS_PORT'), 'health check on ops');
+  // Held requests finish before the pod goes: the preStop wait outlasts the hold, the grace period both.
+  const preStopSeconds = c.lifecycle?.preStop?.sleep?.seconds ?? 0;
+  assert.ok(preStopSeconds > 3 * targetSeconds, 'preStop wait outlasts a held request');
+  assert.ok(d.spec.template.spec.terminationGracePeriodSeconds >= preStopSeconds + 5, 'grace period');
 });
 
 test('GKE HPAs scale on gauges the services export; chat on connections, scaling down slowly', () => {
@@ -370,6 +506,7 @@ test('env var names and ports in the manifests are the ones the services read', 
       assert.equal(String(port('ops')), env.get(`${service.toUpperCase()}_OPS_PORT`), `${service}: ops port`);
       if (service === 'ingest') assert.equal(String(port('rtmp')), env.get('INGEST_RTMP_PORT'));
       if (service === 'packager') assert.equal(String(port('http')), env.get('PACKAGER_HTTP_PORT'));
+      if (service === 'transcoder') assert.equal(String(port('parts')), env.get('TRANSCODER_PARTS_PORT'));
       if (service === 'chat') assert.equal(String(port('http')), env.get('CHAT_PORT'));
       if (service === 'web') assert.equal(String(port('http')), env.get('WEB_PORT'));
       // NATS credentials only from a Secret.
@@ -407,6 +544,7 @@ test('every live.* subject in the NATS permissions matches subjects the contract
   const known = [
     ...LIFECYCLE_TYPES.map((t) => subjects.streamEvent('s', t)),
     subjects.mediaSegment('s'),
+    subjects.mediaPart('s'),
     subjects.ingestHealth('s'),
     subjects.transcoderHealth('w'),
     subjects.deadLetter(subjects.mediaSegment('s')),

@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { bytes, connectBus, decode } from '@live/bus';
 import { CHAT_CLOSE, chatTokenReply, streamMoveReply, subjects } from '@live/contracts';
 import { createLogger } from '@live/log';
-import { ChatClient, repoRoot, startPublisher } from '@live/testing';
+import { ChatClient, checkLlRules, repoRoot, startPublisher } from '@live/testing';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -99,6 +99,19 @@ test('the platform does its job with one NATS user per service: live, and an ope
       timeoutMs: 30_000,
       what: 'the stream to be live with per-service users',
     });
+    // LL-HLS as the transcoder and packager users: the worker announces its parts (live.part.<id>), the
+    // origin hears them and the segment events (core subscriptions), fetches the parts and lists them.
+    const llParts = async () => {
+      const text = await p.fetchText('/ll/perm/360p.m3u8');
+      return text === null ? [] : checkLlRules(text).entries.flatMap((e) => e.parts);
+    };
+    await waitFor(async () => (await llParts()).length >= 5, {
+      timeoutMs: 15_000,
+      what: 'LL-HLS parts listed by the origin with per-service users',
+    });
+    const [part] = await llParts();
+    const partBytes = await fetch(`http://127.0.0.1:${p.originPort}/ll/perm/${part?.uri}`);
+    assert.equal(partBytes.status, 200, 'a listed part is served');
     const reply = await p.nc.request(subjects.ctl.streamMove, bytes('{"streamId":"perm"}'), {
       timeout: 20_000,
     });
@@ -167,6 +180,23 @@ test('each service is refused outside its permissions', async () => {
   assert.ok(await publishRefused(transcoder, 'live.ctl.stream.move'), 'a worker cannot move streams');
   const packager = await connectAs('packager');
   assert.ok(await publishRefused(packager, 'live.stream.perm.ended'), 'the packager cannot end streams');
+  // LL-HLS part events: a worker announces, every packager hears (core NATS); nobody else announces.
+  const heard = packager.subscribe(subjects.allParts, { max: 1 });
+  await packager.flush();
+  transcoder.publish(subjects.mediaPart('perm-probe'), bytes('{}'));
+  const received = await Promise.race([
+    (async () => {
+      for await (const m of heard) return m.subject;
+      return null;
+    })(),
+    new Promise<null>((resolve) => setTimeout(() => resolve(null), 3000)),
+  ]);
+  assert.equal(
+    received,
+    subjects.mediaPart('perm-probe'),
+    'a worker announces parts, the packager hears them',
+  );
+  assert.ok(await publishRefused(packager, subjects.mediaPart('perm')), 'the packager cannot announce parts');
   const supervisor = await connectAs('supervisor');
   assert.ok(await publishRefused(supervisor, '$KV.stream-keys.x'), 'the supervisor cannot create keys');
   assert.ok(
@@ -176,10 +206,15 @@ test('each service is refused outside its permissions', async () => {
   const chat = await connectAs('chat');
   assert.ok(await publishRefused(chat, 'live.stream.perm.ended'), 'chat cannot end streams');
   assert.ok(await publishRefused(chat, '$KV.live-assignments.perm'), 'chat cannot assign');
+  assert.ok(await publishRefused(chat, subjects.mediaPart('perm')), 'chat cannot announce LL-HLS parts');
   assert.ok(await publishRefused(ingest, 'live.chat.room.perm'), 'ingest cannot write chat messages');
   const web = await connectAs('web');
   assert.ok(await publishRefused(web, 'live.stream.perm.ended'), 'the web gateway cannot end streams');
   assert.ok(await publishRefused(web, '$KV.live-assignments.perm'), 'the web gateway cannot assign');
+  assert.ok(
+    await publishRefused(web, subjects.mediaPart('perm')),
+    'the web gateway cannot announce LL-HLS parts',
+  );
   assert.ok(await publishRefused(web, 'live.chat.room.perm'), 'the web gateway cannot write chat messages');
   assert.ok(await publishRefused(web, 'live.ctl.chat.ban'), 'the web gateway cannot ban (moderators do)');
   for (const service of SERVICES) {
