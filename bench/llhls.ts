@@ -244,6 +244,12 @@ try {
     if (current.epoch === previous.epoch) intervals.push(current.at - previous.at);
     else failoverGap = current.at - previous.at;
   }
+  // The failover's parts: when the supervisor reassigned the stream, and when the new epoch's first part came.
+  const failover = platform.events.find((e) => e.streamId === STREAM && e.type === 'failover');
+  const detectionMs = killedAt && failover ? Date.parse(failover.at) - killedAt : null;
+  const lastOld = killedAt ? partArrivals.filter((p) => p.at <= killedAt).at(-1) : undefined;
+  const firstNew = lastOld ? partArrivals.find((p) => p.epoch > lastOld.epoch) : undefined;
+  const firstNewPartMs = killedAt && firstNew ? firstNew.at - killedAt : null;
   const mean = intervals.reduce((s, x) => s + x, 0) / Math.max(1, intervals.length);
   const jitter = Math.sqrt(
     intervals.reduce((s, x) => s + (x - mean) ** 2, 0) / Math.max(1, intervals.length),
@@ -277,6 +283,11 @@ try {
         `${mean.toFixed(1)} / ${jitter.toFixed(1)} over ${intervals.length}`,
       ],
       ['part gap at the failover (ms)', failoverGap === null ? '-' : String(failoverGap)],
+      [
+        'failover: kill -> reassigned / -> first new part (ms)',
+        `${detectionMs ?? '-'} / ${firstNewPartMs ?? '-'}`,
+      ],
+      ['stalls before the window (start-up)', `LL-HLS ${before['LL-HLS'].stalls} | HLS ${before.HLS.stalls}`],
       ['hls.js errors (LL-HLS)', ll.errors.join(', ') || 'none'],
       ['hls.js errors (HLS)', plain.errors.join(', ') || 'none'],
       ['result', pass ? 'PASS' : 'FAIL', 'p50 <= 1500 ms, zero stalls'],
@@ -287,6 +298,8 @@ try {
     killedAt,
     results,
     partCadence: { meanMs: mean, jitterMs: jitter, intervals: intervals.length, failoverGapMs: failoverGap },
+    failover: { detectionMs, firstNewPartMs },
+    startupStalls: { 'LL-HLS': before['LL-HLS'].stalls, HLS: before.HLS.stalls },
     pass,
   });
 } finally {

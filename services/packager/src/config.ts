@@ -24,6 +24,13 @@ export const packagerConfigSchema = z.object({
   PACKAGER_LEASE_MS: env.ms(3000),
   /** LL-HLS (/ll/<streamId>/): the transcoder's part duration (TRANSCODER_PART_MS), for PART-TARGET. */
   PACKAGER_LL_PART_MS: z.coerce.number().int().min(50).max(1000).default(200),
+  /**
+   * LL-HLS PART-HOLD-BACK: players stay this far behind the newest part. It is their buffer when parts stop
+   * coming for a moment (a failover: about 1 s from the kill to the standby's first part, measured by
+   * bench:llhls), so below that a failover stalls the picture; above it, viewers are that much further
+   * behind. At least 3 x the part duration (rfc8216bis recommends 3x).
+   */
+  PACKAGER_LL_PART_HOLD_BACK_MS: z.coerce.number().int().min(150).max(10_000).default(1000),
   /** LL-HLS EXT-X-TARGETDURATION: the transcoder's segment duration (TRANSCODER_SEGMENT_SECONDS), whole seconds. */
   PACKAGER_LL_TARGET_SECONDS: env.int(1, 1),
   /** LL-HLS parts stay in the origin's memory this long (the 12-segment playlist window and a margin). */

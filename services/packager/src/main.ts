@@ -99,6 +99,7 @@ async function main(): Promise<void> {
     logger,
     partMs: config.PACKAGER_LL_PART_MS,
     targetDuration: config.PACKAGER_LL_TARGET_SECONDS,
+    partHoldBackMs: config.PACKAGER_LL_PART_HOLD_BACK_MS,
     keepMs: config.PACKAGER_LL_KEEP_MS,
     fetchTimeoutMs: config.PACKAGER_LL_FETCH_TIMEOUT_MS,
     endSettleMs: config.PACKAGER_END_SETTLE_MS,

@@ -10,6 +10,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { Gauge } from 'prom-client';
 import packageJson from '../package.json' with { type: 'json' };
 import { transcoderConfigSchema } from './config.js';
+import { warmUpFfmpeg } from './ffmpeg/ffmpeg-process.js';
 import { PartServer } from './worker/part-server.js';
 import { Worker } from './worker/worker.js';
 
@@ -52,6 +53,7 @@ async function main(): Promise<void> {
     },
   });
   mkdirSync(config.TRANSCODER_WORK_DIR, { recursive: true });
+  await warmUpFfmpeg();
   const parts = new PartServer({
     advertisedHost: config.TRANSCODER_PARTS_HOST,
     bindHost: config.TRANSCODER_PARTS_BIND,

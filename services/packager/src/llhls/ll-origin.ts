@@ -37,6 +37,8 @@ export interface LlOriginOptions {
   logger: Logger;
   /** The transcoder's part duration target (TRANSCODER_PART_MS): PART-TARGET is derived from it. */
   partMs: number;
+  /** PART-HOLD-BACK (ms): how far behind the live edge players stay; their buffer for riding a failover. */
+  partHoldBackMs: number;
   /** EXT-X-TARGETDURATION (the transcoder's segment duration, whole seconds). */
   targetDuration: number;
   /** Parts and init segments stay in memory this long (ms): the playlist window plus a margin for players. */
@@ -162,6 +164,7 @@ export class LlOrigin {
       ll: new LlStream({
         partTarget: partTargetFor(this.o.partMs, ladder),
         targetDuration: this.o.targetDuration,
+        partHoldBack: this.o.partHoldBackMs / 1000,
       }),
       epoch: 0,
       files: new Map(),

@@ -1,8 +1,8 @@
 // The LL-HLS media playlist of one rendition, in memory: fed with part and segment metadata (from the
 // transcoder's part cutter, later over NATS), rendered with hls-parser. Rules from rfc8216bis
 // (draft-pantos-hls-rfc8216bis, section numbers below):
-// - EXT-X-SERVER-CONTROL: CAN-BLOCK-RELOAD=YES, PART-HOLD-BACK = 3 x PART-TARGET (4.4.3.8 asks >= 2x and
-//   recommends 3x), CAN-SKIP-UNTIL = 6 x TARGETDURATION (the minimum, 4.4.3.8), HOLD-BACK = 3 x TARGETDURATION.
+// - EXT-X-SERVER-CONTROL: CAN-BLOCK-RELOAD=YES, PART-HOLD-BACK = partHoldBack (at least 3 x PART-TARGET:
+//   4.4.3.8 asks >= 2x and recommends 3x; the origin uses 1 s, see ll-origin.ts), CAN-SKIP-UNTIL = 6 x TARGETDURATION (the minimum, 4.4.3.8), HOLD-BACK = 3 x TARGETDURATION.
 // - Parts: EXT-X-PART (INDEPENDENT=YES where every track starts on a sync sample) only for segments less than
 //   3 target durations from the end of the playlist (6.2.2), and only in the last 3 segment entries, the
 //   open one included: hls-parser's validator counts segments rather than seconds, and a short segment at an
@@ -42,6 +42,8 @@ export interface LlPlaylistOptions {
   targetDuration: number;
   /** Complete segments kept in the playlist (default 12, enough for delta updates to skip something). */
   windowSegments?: number;
+  /** PART-HOLD-BACK in seconds: how far behind the live edge players stay (default and minimum 3 x partTarget). */
+  partHoldBack?: number;
   /** CAN-SKIP-UNTIL in seconds (default and minimum: 6 x targetDuration). */
   skipUntil?: number;
   uris?: UriScheme;
@@ -119,6 +121,7 @@ export class LlRenditionPlaylist {
   readonly partTarget: number;
   readonly targetDuration: number;
   readonly skipUntil: number;
+  readonly partHoldBack: number;
   private readonly windowSegments: number;
   private readonly uris: UriScheme;
   /** Complete segments in the window, oldest first. */
@@ -147,6 +150,7 @@ export class LlRenditionPlaylist {
       throw new Error(`partTarget must be in (0, targetDuration], got ${this.partTarget}`);
     }
     this.skipUntil = Math.max(options.skipUntil ?? 0, 6 * this.targetDuration);
+    this.partHoldBack = Math.max(options.partHoldBack ?? 0, 3 * this.partTarget);
     this.windowSegments = options.windowSegments ?? 12;
     this.uris = options.uris ?? defaultUris(options.rendition);
   }
@@ -321,7 +325,7 @@ export class LlRenditionPlaylist {
         canBlockReload: true,
         canSkipUntil: this.skipUntil,
         holdBack: 3 * this.targetDuration,
-        partHoldBack: ms(3 * this.partTarget),
+        partHoldBack: ms(this.partHoldBack),
       },
       partTargetDuration: this.partTarget,
       skip: delta ? skipped : 0,

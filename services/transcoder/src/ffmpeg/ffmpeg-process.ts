@@ -43,6 +43,21 @@ export function parseStats(line: string): Progress | null {
   return { frames: Number(frames), mediaTimeMs: Math.round(ms), speed: Number(speed) };
 }
 
+/**
+ * fluent-ffmpeg checks every command against ffmpeg's format and encoder lists, which it gets by running
+ * `ffmpeg -formats` and `ffmpeg -encoders` once per process (~100 ms each, measured) and then caches. Left
+ * to the first job, that is ~200 ms added to the standby's first job: to a failover. So the worker fills the
+ * cache before it says it is ready.
+ */
+export async function warmUpFfmpeg(): Promise<void> {
+  await new Promise<void>((resolve, reject) =>
+    ffmpeg.getAvailableFormats((e) => (e ? reject(e) : resolve())),
+  );
+  await new Promise<void>((resolve, reject) =>
+    ffmpeg.getAvailableEncoders((e) => (e ? reject(e) : resolve())),
+  );
+}
+
 /** The fluent-ffmpeg command for a ladder (not started): argv = toArgv(command) plus fluent's -y. */
 export function buildFfmpegCommand(command: LadderCommand): ffmpeg.FfmpegCommand {
   const cmd = ffmpeg({ stdoutLines: 0 })

@@ -37,9 +37,11 @@ export function ladderCommand(o: LadderCommandOptions): LadderCommand {
     // (10 s): a streamer who comes back is still the same pull.
     '-rw_timeout',
     '15000000',
-    // Probe at most 1 s of input: ingest hands over codec headers and a GOP at once, more only adds delay.
+    // Probe at most 200 ms of input: ingest sends both codec headers (AVC and AAC sequence headers) first,
+    // then its cached GOP, so the streams are known at once. Every ms here is a ms a failover costs viewers
+    // (1 s measured 1025 ms to the first part; 200 ms: see docs/architecture.md, LL-HLS).
     '-analyzeduration',
-    '1000000',
+    '200000',
   ];
   // One decode, split to every rendition: scale to its size, drop frames if its rate is below the source's.
   const branches = o.ladder.map((r, i) => {

@@ -77,6 +77,7 @@ export class StreamJob {
   /** Start time (s) of each segment sequence in the first rendition that cut it: all renditions must agree. */
   private readonly segmentStarts = new Map<number, number>();
   private failure: string | undefined;
+  private startedAt = 0;
 
   constructor(private readonly o: StreamJobOptions) {
     this.streamId = o.streamId;
@@ -90,6 +91,7 @@ export class StreamJob {
   }
 
   async start(): Promise<void> {
+    this.startedAt = Date.now();
     await rm(this.workDir, { recursive: true, force: true });
     await mkdir(this.workDir, { recursive: true });
     for (const rendition of this.o.ladder) await this.listen(rendition);
@@ -251,6 +253,10 @@ export class StreamJob {
       completedAt: Date.now(),
     };
     this.o.nc.publish(subjects.mediaPart(this.streamId), encode(partEvent, event));
+    // How fast a job gets going is what a failover costs viewers: logged once per job.
+    if (this.partsAnnounced === 0) {
+      this.log.info({ rendition: out.rendition.name, ms: event.completedAt - this.startedAt }, 'first part');
+    }
     this.partsAnnounced++;
   }
 

@@ -13,9 +13,21 @@ import Hls, { type ErrorData, FetchLoader, type Level, type LoaderContext } from
  * closer to the live edge, and hls.js never drifts back (it only speeds up, never slows down). A second
  * failover soon after would then find too little buffer and stall. So when the latency is clearly below
  * hls.js's target (3 segments), or the buffer runs low, the picture plays a little slower (pitch is kept)
- * until the target is back: 2 s are regained in about 13 s.
+ * until the target is back: 2 s are regained in about 13 s. In LL-HLS the buffer is only ~1 s (the
+ * playlist's PART-HOLD-BACK) and a failover leaves ~1.2 s without new parts (bench:llhls), so the player
+ * slows down harder and earlier there: from 0.5 s of buffer at 0.75x, 0.5 s of buffer lasts 0.67 s.
  */
-const REBUILD_RATE = 0.85;
+const MODE = {
+  plain: { rebuildRate: 0.85, lowBufferS: 0.8, catchUpRate: 1 },
+  /**
+   * LL-HLS also catches up (1.1x) when more than CATCH_UP_ABOVE_S behind its target with buffer to spare:
+   * hls.js's own catch-up (maxLiveSyncPlaybackRate) only starts with more than 1 s of buffer, which LL-HLS
+   * never has, and it resets any other playback rate on every timeupdate, so it stays off.
+   */
+  low: { rebuildRate: 0.75, lowBufferS: 0.5, catchUpRate: 1.1 },
+};
+const CATCH_UP_ABOVE_S = 0.3;
+const CATCH_UP_UNTIL_S = 0.05;
 /** Slow down when the latency is this far below the target... */
 const REBUILD_BELOW_S = 0.25;
 /**
@@ -24,8 +36,6 @@ const REBUILD_BELOW_S = 0.25;
  * within REBUILD_BELOW_S of its target (`settled`): there is no band where it is short and does nothing.
  */
 const REBUILD_UNTIL_S = 0.02;
-/** Buffer left that starts a rebuild (plain HLS: the buffer is ~3 s; LL-HLS keeps ~1 s by design). */
-const LOW_BUFFER_S = { plain: 0.8, low: 0.3 };
 
 export interface PlayerStats {
   /** hls.js BUFFER_STALLED_ERROR after the first frame played. */
@@ -66,6 +76,7 @@ export class Player {
     rebuilds: 0,
   };
   private rebuilding = false;
+  private catchingUp = false;
   private hls: Hls | null = null;
   private retry: number | undefined;
   private destroyed = false;
@@ -97,7 +108,7 @@ export class Player {
       { signal },
     );
     video.addEventListener('ended', () => this.events.onEnded(), { signal });
-    this.interval = window.setInterval(() => this.keepLatency(), 250);
+    this.interval = window.setInterval(() => this.keepLatency(), 100);
   }
 
   /** True while the picture plays slower to get back to the target latency. */
@@ -117,23 +128,36 @@ export class Player {
     const target = hls?.targetLatency;
     const latency = this.latency;
     if (!hls || !target || latency === null || this.video.paused || this.stats.playingSince === null) {
-      if (this.rebuilding) this.setRebuilding(false);
+      if (this.rebuilding || this.catchingUp) this.setRate('normal');
       return;
     }
+    const mode = MODE[this.lowLatency ? 'low' : 'plain'];
     const v = this.video;
     const ahead = v.buffered.length > 0 ? v.buffered.end(v.buffered.length - 1) - v.currentTime : 0;
-    const lowBuffer = LOW_BUFFER_S[this.lowLatency ? 'low' : 'plain'];
-    if (!this.rebuilding && (latency < target - REBUILD_BELOW_S || ahead < lowBuffer))
-      this.setRebuilding(true);
-    else if (this.rebuilding && latency >= target - REBUILD_UNTIL_S && ahead >= lowBuffer)
-      this.setRebuilding(false);
+    if (!this.rebuilding && (latency < target - REBUILD_BELOW_S || ahead < mode.lowBufferS))
+      this.setRate('rebuild');
+    else if (this.rebuilding && latency >= target - REBUILD_UNTIL_S && ahead >= mode.lowBufferS)
+      this.setRate('normal');
+    else if (
+      !this.rebuilding &&
+      !this.catchingUp &&
+      mode.catchUpRate > 1 &&
+      latency > target + CATCH_UP_ABOVE_S &&
+      ahead > mode.lowBufferS + 0.3
+    )
+      this.setRate('catch-up');
+    else if (this.catchingUp && (latency <= target + CATCH_UP_UNTIL_S || ahead < mode.lowBufferS + 0.1))
+      this.setRate('normal');
   }
 
-  private setRebuilding(on: boolean): void {
-    this.rebuilding = on;
-    if (on) this.stats.rebuilds++;
-    this.video.playbackRate = on ? REBUILD_RATE : 1;
-    this.video.dataset.rebuilding = String(on);
+  private setRate(rate: 'normal' | 'rebuild' | 'catch-up'): void {
+    const mode = MODE[this.lowLatency ? 'low' : 'plain'];
+    if (rate === 'rebuild' && !this.rebuilding) this.stats.rebuilds++;
+    this.rebuilding = rate === 'rebuild';
+    this.catchingUp = rate === 'catch-up';
+    this.video.playbackRate =
+      rate === 'rebuild' ? mode.rebuildRate : rate === 'catch-up' ? mode.catchUpRate : 1;
+    this.video.dataset.rebuilding = String(this.rebuilding);
   }
 
   get instance(): Hls | null {
@@ -219,7 +243,7 @@ export class Player {
     this.destroyed = true;
     window.clearInterval(this.interval);
     this.listening.abort();
-    this.setRebuilding(false);
+    this.setRate('normal');
     this.stop();
   }
 
