@@ -282,10 +282,11 @@ async function main(): Promise<void> {
                       Server      rtmp://localhost:${ports.rtmp}/live
                       Stream key  ${created.value.streamKey}   (channel "demo"; shown once, new at every start)
     New keys:         npm run keys -- create <channel>
-    Watch:            http://localhost:${ports.web}/watch/<channel>   (demo: http://localhost:${ports.web}/watch/demo)
+    Watch:            http://localhost:${ports.web}/watch/<channel>   (demo: http://localhost:${ports.web}/watch/demo; ?ll=0 for plain HLS)
     Studio:           http://localhost:${ports.web}/studio   (channels, stream keys, source health)
     Ops:              http://localhost:${ports.web}/ops      (streams, workers, failovers, chat pods; move and drain)
     HLS:              http://localhost:${ports.web}/hls/<channel>/master.m3u8   (the packager's origin, ${ports.origin})
+    LL-HLS:           http://localhost:${ports.web}/ll/<channel>/master.m3u8    (low latency, ~1.2 s behind; the watch page's default)
     Chat:             ws://localhost:${ports.chat}/chat/<channel>   guest token: curl -X POST localhost:${ports.web}/api/chat/token -H 'content-type: application/json' -d '{"room":"demo"}'
                       moderator token: npm run chat-token -- --user me --role streamer --room demo
     Events:           nats sub 'live.>' --server ${natsUrl}

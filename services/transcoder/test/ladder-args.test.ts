@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildFfmpegCommand, parseStats } from '../src/ffmpeg/ffmpeg-process.js';
 import { ladderCommand, toArgv } from '../src/ffmpeg/ladder-args.js';
+import { jobDirName } from '../src/worker/stream-job.js';
 
 const ladder = [
   { name: '720p', width: 1280, height: 720, fps: 30, videoKbps: 2800, audioKbps: 128 },
@@ -70,7 +71,7 @@ test('golden: the ladder command, flag by flag', () => {
     '-rw_timeout',
     '15000000',
     '-analyzeduration',
-    '1000000',
+    '200000',
     '-loglevel',
     'warning',
     '-stats',
@@ -113,4 +114,14 @@ test('progress is read from ffmpeg stats lines', () => {
     { frames: 150, mediaTimeMs: 5020, speed: 1.01 },
   );
   assert.equal(parseStats('[hls @ 0x5] Opening /w/seg_1.m4s for writing'), null);
+});
+
+test('job folders stay short enough for unix socket paths, also for 64-character stream ids', () => {
+  assert.equal(jobDirName('alice', 3), 'alice-3');
+  const long = 'a'.repeat(64);
+  const name = jobDirName(long, 12);
+  assert.match(name, /^a{15}~[0-9a-f]{8}-12$/);
+  assert.notEqual(name, jobDirName(`${'a'.repeat(63)}b`, 12), 'different ids, different folders');
+  // The local default work folder, a long id, the longest preset name: within the 100-byte limit.
+  assert.ok(`/home/someone/src/live/.data/transcode/local-1/${name}/1080p.sock`.length <= 100);
 });

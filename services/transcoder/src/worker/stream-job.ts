@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -46,6 +47,18 @@ const MAX_SOCKET_PATH = 100;
 /** After ffmpeg exits, how long the last bytes and uploads may take before the job reports its exit. */
 const FLUSH_TIMEOUT_MS = 5000;
 
+/**
+ * The job's folder name: `<streamId>-<epoch>` (what `ps` shows in ffmpeg's arguments), shortened with a hash
+ * for long stream ids (up to 64 characters), since the sockets inside must fit a unix socket path.
+ */
+export function jobDirName(streamId: string, epoch: number): string {
+  const name =
+    streamId.length <= 24
+      ? streamId
+      : `${streamId.slice(0, 15)}~${createHash('sha1').update(streamId).digest('hex').slice(0, 8)}`;
+  return `${name}-${epoch}`;
+}
+
 /** One rendition's fMP4 stream: the cutter, and the uploads in order. */
 interface RenditionOutput {
   rendition: Rendition;
@@ -82,7 +95,7 @@ export class StreamJob {
   constructor(private readonly o: StreamJobOptions) {
     this.streamId = o.streamId;
     this.epoch = o.epoch;
-    this.workDir = join(o.workRoot, `${o.streamId}-${o.epoch}`);
+    this.workDir = join(o.workRoot, jobDirName(o.streamId, o.epoch));
     this.log = o.logger.child({ streamId: o.streamId, epoch: o.epoch });
   }
 
