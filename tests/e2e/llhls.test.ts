@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { bytes, decode } from '@live/bus';
 import { buckets, type PartEvent, partEvent, subjects } from '@live/contracts';
-import { type Child, checkLlRules, type LlPlaylistRead, startPublisher } from '@live/testing';
+import { type Child, checkLlRules, freePort, type LlPlaylistRead, startPublisher } from '@live/testing';
 import { Kvm } from '@nats-io/kv';
 import { type Platform, startPlatform, waitFor } from './platform.js';
 
@@ -163,6 +163,35 @@ test('blocking reload: a request for the next part is held until it exists, then
   assert.ok(hintEvent, 'the hinted part was announced');
   assert.equal(hintBytes.length, hintEvent.bytes, 'the hinted part, complete');
   assert.ok(hintEvent.receivedAt >= hintAsked - 5, 'the request was held until the part existed');
+});
+
+test('two origin replicas serve the same LL-HLS stream from shared state: same parts, same bytes', async () => {
+  const secondPort = await freePort();
+  await p.startPackager(secondPort);
+  const second = (path: string) => `http://127.0.0.1:${secondPort}/ll/${STREAM}/${path}`;
+  // The new replica knows the stream once the next part comes (it starts from NATS, not from the other).
+  const at = newestPart((await playlist('360p')).read);
+  const query = `?_HLS_msn=${at.msn}&_HLS_part=${at.part + 2}`;
+  const [a, b] = await Promise.all([
+    playlist('360p', query),
+    waitFor(
+      async () => {
+        const response = await fetch(second(`360p.m3u8${query}`));
+        return response.status === 200 ? checkLlRules(await response.text()) : null;
+      },
+      { timeoutMs: 10_000, what: 'the second replica to answer the same blocking request' },
+    ),
+  ]);
+  assert.equal(a.status, 200);
+  // Both list the part asked for; the parts they both list are the same resources, with the same bytes.
+  const partsOf = (r: LlPlaylistRead) =>
+    new Map(r.entries.flatMap((e) => e.parts.map((x) => [x.uri, x.duration])));
+  const common = [...partsOf(a.read)].filter(([uri]) => partsOf(b).has(uri));
+  assert.ok(common.length >= 2, `${common.length} parts listed by both replicas`);
+  for (const [uri, duration] of common) {
+    assert.equal(partsOf(b).get(uri), duration, `${uri}: same duration on both`);
+    assert.ok((await bytesOf(ll(uri))).equals(await bytesOf(second(uri))), `${uri}: same bytes on both`);
+  }
 });
 
 test('failover mid-segment: the old segment ends, a discontinuity and the new epoch follow, no zombie part', async () => {

@@ -41,6 +41,8 @@ interface EncoderOptions {
   /** Read the synthetic input at its native rate, like a live source. */
   live?: boolean;
   gopSeconds?: number;
+  /** Overrides gopSeconds: a keyframe every this many frames. */
+  gopFrames?: number;
   audio?: boolean;
   size?: string;
 }
@@ -50,10 +52,12 @@ function encoderArgs({
   seconds,
   live = false,
   gopSeconds = 1,
+  gopFrames,
   audio = true,
   size = '640x360',
 }: EncoderOptions) {
   const fps = 30;
+  const gop = String(gopFrames ?? fps * gopSeconds);
   return [
     '-hide_banner',
     '-nostdin',
@@ -82,9 +86,9 @@ function encoderArgs({
     'yuv420p',
     // A keyframe exactly every gopSeconds (fixed GOP, no scene-cut keyframes): where segments may start.
     '-g',
-    String(fps * gopSeconds),
+    gop,
     '-keyint_min',
-    String(fps * gopSeconds),
+    gop,
     '-sc_threshold',
     '0',
     ...(audio ? ['-c:a', 'aac', '-b:a', '64k'] : []),
@@ -247,6 +251,17 @@ test('ffmpeg fMP4 cut in random chunks: 200 ms parts, 1 s segments on independen
     parts(again).map((p) => [p.segment, p.index, p.bytes.length]),
     ps.map((p) => [p.segment, p.index, p.bytes.length]),
   );
+});
+
+test('a keyframe a little before the segment target still starts a segment (no 2 s segments)', async () => {
+  // Keyframes every 29 frames (967 ms): the worker's forced keyframes drift this way against the fMP4
+  // timeline (30 frames measured at 1.0028 s). Each one must start a segment, not every other one.
+  const events = cutInChunks(await encode({ seconds: 5, gopFrames: 29 }), 7);
+  const segments = events.filter((e) => e.type === 'segment');
+  assert.ok(segments.length >= 4, `${segments.length} segments`);
+  for (const segment of segments.slice(0, -1)) {
+    assert.ok(Math.abs(segment.duration - 29 / 30) < 0.01, `segment of ${segment.duration} s`);
+  }
 });
 
 test('ffprobe decodes init + each segment, and init + a single part', async () => {

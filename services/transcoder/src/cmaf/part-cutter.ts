@@ -4,7 +4,7 @@
 // - Streaming: input arrives in chunks of any size; a box is handled once all its bytes are in, and a box
 //   larger than maxBoxBytes is refused as soon as its header says so (the buffer stays bounded).
 // - Segments: a new segment starts at the first independent part (its first sample of every track is a
-//   sync sample) at or after segmentTargetMs of media since the segment's start. A segment's bytes are the
+//   sync sample) at or after 90 % of segmentTargetMs of media since the segment's start. A segment's bytes are the
 //   concatenation of its parts, byte for byte, so the origin can serve either.
 // - Errors: malformed input throws a CmafError (and every later push throws it again): the caller stops the
 //   ffmpeg that produced it. Nothing is guessed or skipped silently.
@@ -56,6 +56,9 @@ export interface SegmentEvent {
 }
 
 export type CutterEvent = InitEvent | PartEvent | SegmentEvent;
+
+/** A keyframe part starts a new segment from this fraction of the segment target on. */
+const SEGMENT_SLACK = 0.9;
 
 /** Boxes allowed before the first moof's fragment (between init and media) or between fragments. */
 const PREFIX_BOXES = new Set(['styp', 'sidx', 'prft', 'emsg', 'free', 'skip']);
@@ -226,8 +229,11 @@ export class PartCutter {
       this.openSegment(ref.decodeTime, timescale);
     } else {
       const elapsedMs = ((ref.decodeTime - this.segment.startTicks) * 1000) / timescale;
-      // Half a millisecond of slack absorbs tick rounding of a keyframe placed exactly on the target.
-      if (independent && elapsedMs >= this.segmentTargetMs - 0.5) {
+      // 10 % of slack: ffmpeg forces each keyframe by its encoder clock, which drifts a few ms per segment
+      // from the fMP4 decode times (measured: 30 frames = 1.0028 s), so a keyframe "at 1 s" can sit at
+      // 997 ms of this segment. Without the slack that boundary was missed and a 2 s segment made (which
+      // doubled TARGETDURATION and plain HLS players' latency).
+      if (independent && elapsedMs >= this.segmentTargetMs * SEGMENT_SLACK) {
         this.closeSegment(out);
         this.openSegment(ref.decodeTime, timescale);
       } else if (elapsedMs > this.maxSegmentMs) {
