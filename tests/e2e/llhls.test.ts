@@ -16,7 +16,8 @@ let publisher: Child | undefined;
 const parts: (PartEvent & { receivedAt: number })[] = [];
 
 before(async () => {
-  p = await startPlatform({ workers: 2 });
+  // Replicas answer LL playlists 5 s after they start (production: 15 s), so the first one is the owner.
+  p = await startPlatform({ workers: 2, env: { PACKAGER_LL_WARM_MS: '5000' } });
   p.nc.subscribe(subjects.mediaPart(STREAM), {
     callback: (_e, m) => {
       const d = decode(partEvent, m.data);
@@ -96,6 +97,14 @@ test('the LL-HLS origin lists parts as they are cut; playlists follow the LL-HLS
       report && report.lastMsn <= otherNow.msn && report.lastMsn >= otherNow.msn - 1,
       'report near the other rendition',
     );
+    // Segments are 1 s of media: the video timeline keeps real time (a frame rate guessed from a short
+    // probe once stretched it by 0.28 %), and no keyframe boundary is skipped (no 2 s segment).
+    for (const entry of read.entries.filter((e) => e.uri)) {
+      assert.ok(
+        Math.abs((entry.duration ?? 0) - 1) < 0.002,
+        `segment ${entry.msn} lasts ${entry.duration} s`,
+      );
+    }
     // Every segment starts with an independent part; parts are about 200 ms.
     for (const entry of read.entries.filter((e) => e.parts.length > 0 && e.uri)) {
       assert.equal(entry.parts[0]?.independent, true, `segment ${entry.msn} starts on an independent part`);
@@ -165,32 +174,48 @@ test('blocking reload: a request for the next part is held until it exists, then
   assert.ok(hintEvent.receivedAt >= hintAsked - 5, 'the request was held until the part existed');
 });
 
-test('two origin replicas serve the same LL-HLS stream from shared state: same parts, same bytes', async () => {
+test('two origin replicas: playlists from the owner of the stream (one numbering), parts and segments from either', async () => {
   const secondPort = await freePort();
-  await p.startPackager(secondPort);
+  const secondReplica = await p.startPackager(secondPort);
   const second = (path: string) => `http://127.0.0.1:${secondPort}/ll/${STREAM}/${path}`;
-  // The new replica knows the stream once the next part comes (it starts from NATS, not from the other).
-  const at = newestPart((await playlist('360p')).read);
-  const query = `?_HLS_msn=${at.msn}&_HLS_part=${at.part + 2}`;
-  const [a, b] = await Promise.all([
-    playlist('360p', query),
-    waitFor(
-      async () => {
-        const response = await fetch(second(`360p.m3u8${query}`));
-        return response.status === 200 ? checkLlRules(await response.text()) : null;
-      },
-      { timeoutMs: 10_000, what: 'the second replica to answer the same blocking request' },
-    ),
-  ]);
-  assert.equal(a.status, 200);
-  // Both list the part asked for; the parts they both list are the same resources, with the same bytes.
-  const partsOf = (r: LlPlaylistRead) =>
-    new Map(r.entries.flatMap((e) => e.parts.map((x) => [x.uri, x.duration])));
-  const common = [...partsOf(a.read)].filter(([uri]) => partsOf(b).has(uri));
-  assert.ok(common.length >= 2, `${common.length} parts listed by both replicas`);
-  for (const [uri, duration] of common) {
-    assert.equal(partsOf(b).get(uri), duration, `${uri}: same duration on both`);
-    assert.ok((await bytesOf(ll(uri))).equals(await bytesOf(second(uri))), `${uri}: same bytes on both`);
+  try {
+    // The new replica is not warm yet: it forwards this stream's playlists to the first one, the owner.
+    const at = newestPart((await playlist('360p')).read);
+    const query = `?_HLS_msn=${at.msn}&_HLS_part=${at.part + 2}`;
+    const [a, b] = await Promise.all([
+      playlist('360p', query),
+      waitFor(
+        async () => {
+          const response = await fetch(second(`360p.m3u8${query}`));
+          return response.status === 200 ? response.text() : null;
+        },
+        { timeoutMs: 10_000, what: 'the second replica to answer the same blocking request' },
+      ),
+    ]);
+    assert.equal(a.status, 200);
+    // One numbering: every segment has the same media sequence number in both answers.
+    const msnOf = (r: LlPlaylistRead) => new Map(r.entries.filter((e) => e.uri).map((e) => [e.uri, e.msn]));
+    const fromSecond = msnOf(checkLlRules(b));
+    assert.ok(fromSecond.size >= 3);
+    for (const [uri, msn] of msnOf(a.read)) {
+      if (fromSecond.has(uri)) assert.equal(fromSecond.get(uri), msn, `${uri}: the same number on both`);
+    }
+    assert.ok(
+      ((await p.metric(secondReplica, 'packager_ll_forwarded_total')) ?? 0) >= 1,
+      'forwarded to the owner',
+    );
+    // Parts and segments: each replica serves its own copies, the same bytes.
+    const entry = a.read.entries.findLast((e) => e.uri && e.parts.length > 0);
+    assert.ok(entry?.uri);
+    const part = entry.parts.at(-1)?.uri ?? '';
+    await waitFor(async () => (await fetch(second(part))).status === 200, {
+      what: 'the part on the second replica',
+    });
+    assert.ok((await bytesOf(ll(part))).equals(await bytesOf(second(part))), `${part}: same bytes on both`);
+    assert.ok((await bytesOf(ll(entry.uri))).equals(await bytesOf(second(entry.uri))), 'same segment bytes');
+  } finally {
+    // Stopped before it is warm: the stream stays with the first replica for the tests below.
+    await secondReplica.stop('SIGKILL');
   }
 });
 

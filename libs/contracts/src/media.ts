@@ -70,6 +70,20 @@ export const partEvent = z.object({
 });
 export type PartEvent = z.infer<typeof partEvent>;
 
+/**
+ * live.health.origin.<originId>, every second: an LL-HLS origin replica and where the others reach it. Each
+ * stream's LL playlists are answered by one replica (rendezvous hashing over the replicas that have been up
+ * for a while), so every viewer sees one numbering of its segments whichever replica they reach.
+ */
+export const originHeartbeat = z.object({
+  originId: z.string().regex(/^[-\w]+$/),
+  /** Base URL of its HTTP origin, e.g. http://10.4.0.7:8080. */
+  url: z.url({ protocol: /^https?$/ }),
+  startedAt: z.number().int(),
+  at: z.number().int(),
+});
+export type OriginHeartbeat = z.infer<typeof originHeartbeat>;
+
 /** live-assignments: <streamId> -> who transcodes it. Written only by the supervisor, with compare-and-set. */
 export const assignmentRecord = z.object({
   streamId,

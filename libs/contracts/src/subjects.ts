@@ -51,6 +51,8 @@ export const subjects = {
   allIngestHealth: 'live.health.ingest.*',
   /** live.health.transcoder.<workerId>: worker heartbeat, core NATS, ~5/s. */
   transcoderHealth: (workerId: string) => `live.health.transcoder.${token(workerId)}`,
+  /** live.health.origin.<originId>: an LL-HLS origin (packager replica) says it is there, every second. */
+  originHealth: (originId: string) => `live.health.origin.${token(originId)}`,
   /** live.dlq.<original subject>: messages that failed validation, with the reason; stored in LIVE_DLQ. */
   deadLetter: (originalSubject: string) => `live.dlq.${originalSubject}`,
   allDeadLetters: 'live.dlq.>',
@@ -86,6 +88,7 @@ export const subjects = {
   standbyAlert: 'live.alert.standby',
   allAlerts: 'live.alert.>',
   allTranscoderHealth: 'live.health.transcoder.*',
+  allOriginHealth: 'live.health.origin.*',
 } as const;
 
 /** JetStream stream names. */

@@ -1,4 +1,5 @@
 // Packager configuration: one variable per line, defaults here and nowhere else.
+import { hostname } from 'node:os';
 import { env } from '@live/config';
 import { storageConfigSchema } from '@live/storage';
 import { z } from 'zod';
@@ -37,6 +38,18 @@ export const packagerConfigSchema = z.object({
   PACKAGER_LL_KEEP_MS: env.ms(20_000),
   /** A part fetch from its worker gives up after this long; the part is then not listed. */
   PACKAGER_LL_FETCH_TIMEOUT_MS: env.ms(1000),
+  /**
+   * The address the other replicas reach this one's HTTP origin at, on PACKAGER_HTTP_PORT (each stream's
+   * LL playlists are answered by one replica; the others forward to it). On GKE the pod IP.
+   */
+  PACKAGER_LL_ORIGIN_HOST: z.string().min(1).default('127.0.0.1'),
+  /** This replica's id among the origins (a subject token); default host-pid. */
+  PACKAGER_ORIGIN_ID: z
+    .string()
+    .regex(/^[-\w]+$/)
+    .default(`${hostname()}-${process.pid}`.replace(/[^-\w]/g, '-')),
+  /** A replica answers LL playlists only after it has been up this long (it has a full playlist window). */
+  PACKAGER_LL_WARM_MS: env.ms(15_000),
   ...storageConfigSchema,
 });
 export type PackagerConfig = z.infer<typeof packagerConfigSchema>;

@@ -9,6 +9,7 @@ import { Counter } from 'prom-client';
 import packageJson from '../package.json' with { type: 'json' };
 import { packagerConfigSchema } from './config.js';
 import { LlOrigin } from './llhls/ll-origin.js';
+import { OriginRing } from './llhls/origin-ring.js';
 import { startOrigin } from './origin/origin.js';
 import { Packager } from './packager.js';
 
@@ -23,11 +24,13 @@ async function main(): Promise<void> {
     registers: [metrics],
   });
   let ready = false;
+  let ring: OriginRing | undefined;
   const ops = await startOpsServer({
     port: config.PACKAGER_OPS_PORT,
     logger,
     metrics,
-    notReadyReason: () => (ready ? null : 'starting'),
+    notReadyReason: () =>
+      !ready ? 'starting' : ring?.informed === false ? 'learning the LL-HLS origin ring' : null,
   });
   const storage = createStorage(config);
   const nc = await connectBus({
@@ -92,7 +95,15 @@ async function main(): Promise<void> {
     },
   });
   await lease.start();
-  // Every replica serves LL-HLS from shared state (part events, segment events, assignments): no lease.
+  // Every replica builds LL-HLS from shared state (part events, segment events, assignments): no lease.
+  // Each stream's playlists are answered by one replica (the ring), the others forward to it.
+  ring = new OriginRing({
+    nc,
+    logger,
+    originId: config.PACKAGER_ORIGIN_ID,
+    url: `http://${config.PACKAGER_LL_ORIGIN_HOST}:${config.PACKAGER_HTTP_PORT}`,
+    warmMs: config.PACKAGER_LL_WARM_MS,
+  });
   const llOrigin = new LlOrigin({
     nc,
     storage,
@@ -103,7 +114,13 @@ async function main(): Promise<void> {
     keepMs: config.PACKAGER_LL_KEEP_MS,
     fetchTimeoutMs: config.PACKAGER_LL_FETCH_TIMEOUT_MS,
     endSettleMs: config.PACKAGER_END_SETTLE_MS,
+    ring,
     metrics: {
+      forwarded: new Counter({
+        name: 'packager_ll_forwarded_total',
+        help: 'LL-HLS playlist requests forwarded to the replica that owns the stream',
+        registers: [metrics],
+      }),
       parts: new Counter({
         name: 'packager_ll_parts_total',
         help: 'LL-HLS part events by result (accepted, duplicate, fenced, out-of-order, ended, fetch-failed)',
@@ -120,6 +137,7 @@ async function main(): Promise<void> {
     llOrigin,
     logger,
   });
+  ring.start();
   const service = await registerService(nc, logger, {
     name: serviceNames.packager,
     version: packageJson.version,
@@ -132,6 +150,7 @@ async function main(): Promise<void> {
     { name: 'lease and consumers', run: () => lease.stop() },
     { name: 'origin', run: () => origin.close() },
     { name: 'LL-HLS origin', run: async () => llOrigin.stop() },
+    { name: 'origin ring', run: async () => ring.stop() },
     { name: 'nats', run: () => nc.drain() },
     { name: 'ops http', run: () => ops.close() },
   ]);

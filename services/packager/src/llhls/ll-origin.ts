@@ -12,7 +12,7 @@
 //   (blocking-reload.ts), <epoch>/<rendition>/part_<n>.m4s (a request for the next parts is held until they
 //   exist: the preload hint), seg_<n>.m4s (its parts concatenated while they are in memory, else the same
 //   object from storage: byte-identical), init.mp4.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, request, type ServerResponse } from 'node:http';
 import { type NatsConnection, subscribeValidated, watchKv } from '@live/bus';
 import {
   type AssignmentRecord,
@@ -30,6 +30,7 @@ import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import { advancePartLimit, playlistResponse } from './blocking-reload.js';
 import { type AcceptResult, LlStream } from './ll-playlist.js';
+import type { OriginRing } from './origin-ring.js';
 
 export interface LlOriginOptions {
   nc: NatsConnection;
@@ -47,7 +48,9 @@ export interface LlOriginOptions {
   fetchTimeoutMs: number;
   /** After the stream's `ended`, ENDLIST is written once no part arrived for this long (ms). */
   endSettleMs: number;
-  metrics: { parts: Counter };
+  /** Which replica answers which stream's playlists (absent: this one answers all, e.g. a single replica). */
+  ring?: OriginRing;
+  metrics: { parts: Counter; forwarded: Counter };
 }
 
 interface StreamState {
@@ -282,17 +285,21 @@ export class LlOrigin {
       );
       return true;
     }
-    if (!state) {
-      notFound('no LL-HLS stream with this id');
+    // Playlists of a stream another replica owns come from that replica (one numbering per stream); a
+    // forwarded request is marked so it is never forwarded again (replicas briefly disagreeing on the owner).
+    const owner = playlistName && !req.headers['x-ll-forwarded'] ? this.o.ring?.owner(streamId) : null;
+    if (owner) {
+      this.forward(owner.url, req, res, url, () =>
+        this.answerPlaylist(streamId, playlistName ?? '', url, send, notFound),
+      );
       return true;
     }
     if (playlistName) {
-      playlistResponse(state.ll, playlistName, url.searchParams)
-        .then((r) => send(r.status, r.headers, r.body))
-        .catch((error: Error) => {
-          this.log.error({ streamId, err: error.message }, 'playlist response failed');
-          send(500, {}, 'internal error\n');
-        });
+      this.answerPlaylist(streamId, playlistName, url, send, notFound);
+      return true;
+    }
+    if (!state) {
+      notFound('no LL-HLS stream with this id');
       return true;
     }
     const path = `${epoch}/${rendition}/${file}`;
@@ -327,6 +334,61 @@ export class LlOrigin {
       bytes ? media(bytes) : notFound('not found'),
     );
     return true;
+  }
+
+  private answerPlaylist(
+    streamId: string,
+    rendition: string,
+    url: URL,
+    send: (status: number, headers: Record<string, string>, body?: string) => void,
+    notFound: (why: string) => void,
+  ): void {
+    const state = this.streams.get(streamId);
+    if (!state) {
+      notFound('no LL-HLS stream with this id');
+      return;
+    }
+    playlistResponse(state.ll, rendition, url.searchParams)
+      .then((r) => send(r.status, r.headers, r.body))
+      .catch((error: Error) => {
+        this.log.error({ streamId, err: error.message }, 'playlist response failed');
+        send(500, {}, 'internal error\n');
+      });
+  }
+
+  /**
+   * Passes a playlist request to the replica that owns the stream and streams its answer back (status,
+   * type, cache headers). If that replica cannot be reached, this one answers (`fallback`).
+   */
+  private forward(
+    base: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    fallback: () => void,
+  ): void {
+    this.o.metrics.forwarded.inc();
+    const target = new URL(url.pathname + url.search, base);
+    const out = request(target, { method: req.method, headers: { 'x-ll-forwarded': '1' } }, (answer) => {
+      const headers: Record<string, string> = {};
+      for (const name of ['content-type', 'content-length', 'cache-control', 'retry-after']) {
+        const value = answer.headers[name];
+        if (typeof value === 'string') headers[name] = value;
+      }
+      res.writeHead(answer.statusCode ?? 502, headers);
+      answer.pipe(res);
+    });
+    // Longer than the owner's 3-target-duration hold: the owner answers (maybe 503) before this gives up.
+    out.setTimeout(10_000, () => out.destroy(new Error('owner timeout')));
+    out.on('error', (error) => {
+      this.log.warn({ owner: base, err: error.message }, 'LL owner unreachable: answering here');
+      if (!res.headersSent) fallback();
+      else res.destroy();
+    });
+    res.on('close', () => {
+      if (!res.writableFinished) out.destroy();
+    });
+    out.end();
   }
 
   /** A complete segment whose parts are all in memory: their concatenation is the segment, byte for byte. */

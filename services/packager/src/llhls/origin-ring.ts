@@ -1,0 +1,96 @@
+// Which packager replica answers a stream's LL-HLS playlists. Every replica builds every stream's LL state
+// from shared state (part events, segment events, assignments), and parts and segments have the same names
+// and bytes everywhere, but media sequence numbers are positional: each replica numbers the segments it
+// has seen since it started, so two replicas can number the same segment differently. A viewer whose
+// requests reach different replicas would see the playlist jump. So each stream's playlists come from one
+// replica, its owner, chosen by rendezvous hashing (highest hash of stream id + replica id) over the
+// replicas heard from in the last few seconds that have been up for `warmMs` (a new replica first builds
+// up its window). Any other replica forwards playlist requests to the owner; parts and segments it serves
+// itself. When the owner goes away its streams move to the next replica in their ranking, whose numbering
+// differs: players then see one jump, once (docs/architecture.md, LL-HLS).
+import { createHash } from 'node:crypto';
+import { encode, type NatsConnection, subscribeValidated } from '@live/bus';
+import { type OriginHeartbeat, originHeartbeat, subjects } from '@live/contracts';
+import type { Logger } from 'pino';
+
+export interface OriginRingOptions {
+  nc: NatsConnection;
+  logger: Logger;
+  originId: string;
+  /** Where the other replicas reach this one's HTTP origin. */
+  url: string;
+  heartbeatMs?: number;
+  /** A replica not heard from for this long is gone. */
+  staleMs?: number;
+  /** A replica owns streams only after it has been up this long (its playlist window is full by then). */
+  warmMs: number;
+}
+
+export interface OriginMember {
+  originId: string;
+  url: string;
+}
+
+const score = (streamId: string, originId: string) =>
+  createHash('sha1').update(`${streamId}\n${originId}`).digest().readUInt32BE(0);
+
+export class OriginRing {
+  private readonly members = new Map<string, OriginHeartbeat & { seenAt: number }>();
+  private readonly startedAt = Date.now();
+  private timer: NodeJS.Timeout | undefined;
+  private subscription: { unsubscribe(): void } | undefined;
+
+  constructor(private readonly o: OriginRingOptions) {}
+
+  start(): void {
+    this.subscription = subscribeValidated({
+      nc: this.o.nc,
+      logger: this.o.logger,
+      subject: subjects.allOriginHealth,
+      schema: originHeartbeat,
+      name: 'origin-ring',
+      handler: (beat) => this.members.set(beat.originId, { ...beat, seenAt: Date.now() }),
+    });
+    const beat = () =>
+      this.o.nc.publish(
+        subjects.originHealth(this.o.originId),
+        encode(originHeartbeat, {
+          originId: this.o.originId,
+          url: this.o.url,
+          startedAt: this.startedAt,
+          at: Date.now(),
+        }),
+      );
+    beat();
+    this.timer = setInterval(beat, this.o.heartbeatMs ?? 1000);
+    this.timer.unref();
+  }
+
+  /**
+   * True once this replica has listened for longer than a heartbeat period: before that it may not have
+   * heard of the owner of a stream yet (readiness waits for it, so no viewer reaches it earlier).
+   */
+  get informed(): boolean {
+    return Date.now() - this.startedAt > 1.5 * (this.o.heartbeatMs ?? 1000);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.subscription?.unsubscribe();
+  }
+
+  /** The replica that answers this stream's playlists; null when it is this one. */
+  owner(streamId: string): OriginMember | null {
+    const now = Date.now();
+    const staleMs = this.o.staleMs ?? 3000;
+    let best: { member: OriginMember; score: number } | undefined;
+    for (const m of this.members.values()) {
+      // Gone, or not warm yet (this replica too: until it is, it forwards to a warm one). With no warm
+      // replica at all (everything just started), each answers its own playlists.
+      if (now - m.seenAt > staleMs || now - m.startedAt < this.o.warmMs) continue;
+      const s = score(streamId, m.originId);
+      if (!best || s > best.score) best = { member: { originId: m.originId, url: m.url }, score: s };
+    }
+    return !best || best.member.originId === this.o.originId ? null : best.member;
+  }
+}
