@@ -53,7 +53,6 @@ function baseline(): number {
     partMs: 200,
     preset: values.preset,
     hasAudio: true,
-    sourceFps: 30,
   });
   // Same encoding and muxing; bare ffmpeg writes each rendition's fMP4 to a file instead of the worker's socket.
   const argv = toArgv(command).map((a) => (a.startsWith('unix:') ? `${a.slice('unix:'.length)}.mp4` : a));

@@ -16,7 +16,6 @@ const command = ladderCommand({
   partMs: 200,
   preset: 'veryfast',
   hasAudio: true,
-  sourceFps: 60,
 });
 
 test('golden: the ladder command, flag by flag', () => {
@@ -95,16 +94,15 @@ test('fluent-ffmpeg runs exactly that argv (plus its -y)', () => {
   );
 });
 
-test('a source without audio maps no audio; a rendition at the source rate gets no fps filter', () => {
+test('a source without audio maps no audio; every rendition gets a constant frame rate', () => {
   const c = ladderCommand({
     ...{ input: 'rtmp://x/src/a', workDir: '/w', segmentSeconds: 2, partMs: 250, preset: 'ultrafast' },
     ladder: [ladder[1] as (typeof ladder)[1]],
     hasAudio: false,
-    sourceFps: 30,
   });
   const argv = toArgv(c);
   assert.ok(!argv.includes('0:a:0') && !argv.includes('aac'));
-  assert.equal(c.filter, '[0:v]split=1[s0];[s0]scale=640:360[v0]');
+  assert.equal(c.filter, '[0:v]split=1[s0];[s0]scale=640:360,fps=30[v0]');
   assert.deepEqual(argv.slice(argv.indexOf('-g'), argv.indexOf('-g') + 2), ['-g', '60']);
 });
 

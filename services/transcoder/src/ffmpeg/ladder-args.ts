@@ -17,8 +17,6 @@ export interface LadderCommandOptions {
   /** x264 preset: speed vs. quality; veryfast is the usual live choice on CPU. */
   preset: string;
   hasAudio: boolean;
-  /** Source frame rate (0 = unknown): renditions above it are not possible, below it get an fps filter. */
-  sourceFps: number;
 }
 
 export interface LadderCommand {
@@ -43,11 +41,12 @@ export function ladderCommand(o: LadderCommandOptions): LadderCommand {
     '-analyzeduration',
     '200000',
   ];
-  // One decode, split to every rendition: scale to its size, drop frames if its rate is below the source's.
-  const branches = o.ladder.map((r, i) => {
-    const fps = o.sourceFps === 0 || r.fps < o.sourceFps ? `,fps=${r.fps}` : '';
-    return `[s${i}]scale=${r.width}:${r.height}${fps}[v${i}]`;
-  });
+  // One decode, split to every rendition: scale to its size, then a constant frame rate: the rendition's
+  // (drops frames when it is below the source's). Always, also at the source's rate: without it the
+  // encoder's time base comes from ffmpeg's frame rate guess, which a 200 ms probe gets slightly wrong
+  // (29.92 for 30 fps, measured), and every frame is then one tick of that: the video timeline ran 0.28 %
+  // slow (1.0028 s per 1 s segment), drifting from the audio and from the wall clock.
+  const branches = o.ladder.map((r, i) => `[s${i}]scale=${r.width}:${r.height},fps=${r.fps}[v${i}]`);
   const filter = `[0:v]split=${o.ladder.length}${o.ladder.map((_, i) => `[s${i}]`).join('')};${branches.join(';')}`;
   const gop = (r: Rendition) => String(Math.round(r.fps * o.segmentSeconds));
   const outputs = o.ladder.map((r, i) => {

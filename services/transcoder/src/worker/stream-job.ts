@@ -116,7 +116,6 @@ export class StreamJob {
       partMs: this.o.partMs,
       preset: this.o.preset,
       hasAudio: this.o.source.audio !== null,
-      sourceFps: this.o.source.video.fps,
     });
     const ffmpegLog = this.log.child({ component: 'ffmpeg' });
     this.ffmpeg = startFfmpeg(command, {
