@@ -276,7 +276,7 @@ test('planned move (make-before-break) with parts: the playlist follows part by 
   let at = newestPart((await playlist('360p')).read);
   const holds: number[] = [];
   // The failover above took the standby; a new worker is the target (accepted once the supervisor sees it).
-  await p.startWorker();
+  p.workers.push(await p.startWorker());
   await waitFor(
     async () => {
       const reply = await p.nc.request(subjects.ctl.streamMove, bytes(JSON.stringify({ streamId: STREAM })), {

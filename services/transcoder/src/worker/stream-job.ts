@@ -59,6 +59,17 @@ export function jobDirName(streamId: string, epoch: number): string {
   return `${name}-${epoch}`;
 }
 
+/** An init or media segment the cutter completed, to store and announce. */
+interface CompletedSegment {
+  kind: 'init' | 'media';
+  sequence: number;
+  data: Buffer;
+  programDateTime: Date | null;
+  durationMs: number;
+  /** When the cutter completed it (ms since epoch). */
+  completedAt: number;
+}
+
 /** One rendition's fMP4 stream: the cutter, and the uploads in order. */
 interface RenditionOutput {
   rendition: Rendition;
@@ -225,15 +236,26 @@ export class StreamJob {
       if (event.type === 'init') {
         out.codecs = codecsOfInit(event.bytes);
         this.o.parts.put(this.partKey(out.rendition, 'init.mp4'), event.bytes, 24 * 3600_000);
-        const completedAt = Date.now();
-        this.upload(out, 'init', 0, event.bytes, null, 0, completedAt);
+        this.upload(out, {
+          kind: 'init',
+          sequence: 0,
+          data: event.bytes,
+          programDateTime: null,
+          durationMs: 0,
+          completedAt: Date.now(),
+        });
       } else if (event.type === 'part') {
         this.announcePart(out, event);
       } else {
-        const completedAt = Date.now();
         this.checkAligned(out.rendition, event.sequence, event.startTime);
-        const pdt = new Date(this.anchor(event.startTime, 0) + event.startTime * 1000);
-        this.upload(out, 'media', event.sequence, event.bytes, pdt, event.duration * 1000, completedAt);
+        this.upload(out, {
+          kind: 'media',
+          sequence: event.sequence,
+          data: event.bytes,
+          programDateTime: new Date(this.anchor(event.startTime, 0) + event.startTime * 1000),
+          durationMs: event.duration * 1000,
+          completedAt: Date.now(),
+        });
       }
     }
   }
@@ -290,35 +312,20 @@ export class StreamJob {
     }
   }
 
-  private upload(
-    out: RenditionOutput,
-    kind: 'init' | 'media',
-    sequence: number,
-    data: Buffer,
-    programDateTime: Date | null,
-    durationMs: number,
-    completedAt: number,
-  ): void {
+  /** Queues the upload and announcement of an init or media segment behind the rendition's earlier ones. */
+  private upload(out: RenditionOutput, segment: CompletedSegment): void {
     out.uploads = out.uploads.then(() =>
-      this.publishSegment(out, kind, sequence, data, programDateTime, durationMs, completedAt).catch(
-        (error) =>
-          this.log.error(
-            { rendition: out.rendition.name, sequence, err: (error as Error).message },
-            'segment upload failed',
-          ),
+      this.publishSegment(out, segment).catch((error) =>
+        this.log.error(
+          { rendition: out.rendition.name, sequence: segment.sequence, err: (error as Error).message },
+          'segment upload failed',
+        ),
       ),
     );
   }
 
-  private async publishSegment(
-    out: RenditionOutput,
-    kind: 'init' | 'media',
-    sequence: number,
-    data: Buffer,
-    programDateTime: Date | null,
-    durationMs: number,
-    completedAt: number,
-  ): Promise<void> {
+  private async publishSegment(out: RenditionOutput, segment: CompletedSegment): Promise<void> {
+    const { kind, sequence, data, programDateTime, durationMs, completedAt } = segment;
     const { rendition } = out;
     const file = kind === 'init' ? 'init.mp4' : `seg_${sequence}.m4s`;
     const key = this.partKey(rendition, file);
