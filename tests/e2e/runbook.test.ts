@@ -108,9 +108,15 @@ async function substitute(args: string[]): Promise<string[]> {
 }
 
 const known = (subject: string) =>
-  ['live.stream.', 'live.media.', 'live.health.', 'live.dlq.', 'live.alert.', 'live.chat.'].some((p) =>
-    subject.startsWith(p),
-  );
+  [
+    'live.stream.',
+    'live.media.',
+    'live.part.',
+    'live.health.',
+    'live.dlq.',
+    'live.alert.',
+    'live.chat.',
+  ].some((p) => subject.startsWith(p));
 
 async function run(command: string): Promise<string> {
   const raw = argv(command).slice(1);
@@ -162,7 +168,7 @@ async function run(command: string): Promise<string> {
     const subject = args[1] as string;
     assert.ok(known(subject), `${command}: a platform subject`);
     // Subjects with traffic while a stream is live: wait for a message. Others: the subscription works.
-    const busy = /^live\.(health|media)\./.test(subject);
+    const busy = /^live\.(health|media|part)\./.test(subject);
     let got: string | undefined;
     const sub = p.nc.subscribe(subject, {
       max: 1,
