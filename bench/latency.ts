@@ -140,6 +140,7 @@ try {
     pollIntervalMs: 50,
     publisherStartupMs: t0 - spawnedAt,
     firstFrameLatencyMs: stats(firstFrame),
+    firstFrameSamplesMs: firstFrame.map((x) => Math.round(x)),
     firstFrameLatencyUpperBoundMs: stats(firstFrameUpper),
     pipelineLatencyMs: stats(pipeline),
   };

@@ -245,7 +245,8 @@ try {
     else failoverGap = current.at - previous.at;
   }
   // The failover's parts: when the supervisor reassigned the stream, and when the new epoch's first part came.
-  const failover = platform.events.find((e) => e.streamId === STREAM && e.type === 'failover');
+  const failovers = platform.events.filter((e) => e.streamId === STREAM && e.type === 'failover');
+  const failover = killedAt ? failovers.find((e) => Date.parse(e.at) >= killedAt) : undefined;
   const detectionMs = killedAt && failover ? Date.parse(failover.at) - killedAt : null;
   const lastOld = killedAt ? partArrivals.filter((p) => p.at <= killedAt).at(-1) : undefined;
   const firstNew = lastOld ? partArrivals.find((p) => p.epoch > lastOld.epoch) : undefined;
@@ -288,6 +289,15 @@ try {
         `${detectionMs ?? '-'} / ${firstNewPartMs ?? '-'}`,
       ],
       ['stalls before the window (start-up)', `LL-HLS ${before['LL-HLS'].stalls} | HLS ${before.HLS.stalls}`],
+      [
+        'failovers (s from the window start: reason)',
+        failovers
+          .map(
+            (e) =>
+              `${((Date.parse(e.at) - start) / 1000).toFixed(1)}: ${e.type === 'failover' ? e.reason : ''}`,
+          )
+          .join(', ') || 'none',
+      ],
       ['hls.js errors (LL-HLS)', ll.errors.join(', ') || 'none'],
       ['hls.js errors (HLS)', plain.errors.join(', ') || 'none'],
       ['result', pass ? 'PASS' : 'FAIL', 'p50 <= 1500 ms, zero stalls'],
@@ -299,6 +309,7 @@ try {
     results,
     partCadence: { meanMs: mean, jitterMs: jitter, intervals: intervals.length, failoverGapMs: failoverGap },
     failover: { detectionMs, firstNewPartMs },
+    failovers,
     startupStalls: { 'LL-HLS': before['LL-HLS'].stalls, HLS: before.HLS.stalls },
     pass,
   });

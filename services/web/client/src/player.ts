@@ -177,7 +177,12 @@ export class Player {
     const hls = new Hls({
       // Plain HLS: liveSyncDurationCount 3 is what the zero-stall failover test holds us to. LL-HLS: the
       // target latency is the playlist's PART-HOLD-BACK (set by the origin), so no live sync is configured.
-      ...(this.lowLatency ? { lowLatencyMode: true } : { lowLatencyMode: false, liveSyncDurationCount: 3 }),
+      // LL-HLS: each stall raises hls.js's target latency by 0.25 s (its default, 1 s, capped at one target
+      // duration, would leave a viewer a whole second later for the rest of the session after a single
+      // stall at start-up, measured in bench:llhls); the player's own rebuild keeps the buffer healthy.
+      ...(this.lowLatency
+        ? { lowLatencyMode: true, liveSyncOnStallIncrease: 0.25 }
+        : { lowLatencyMode: false, liveSyncDurationCount: 3 }),
       enableWorker: true,
       backBufferLength: 30,
       // Playlists bypass the browser's HTTP cache. They are served with max-age=1 (right for a CDN), but a
