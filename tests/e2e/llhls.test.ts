@@ -76,6 +76,10 @@ test('the LL-HLS origin lists parts as they are cut; playlists follow the LL-HLS
     { timeoutMs: 30_000, what: 'the LL master playlist with both renditions' },
   );
   assert.match(master, /#EXT-X-STREAM-INF:.*CODECS="avc1/);
+  // Only stream ids the contracts allow reach the origin's state and storage.
+  for (const bad of ['Bad!', '%2e%2e', 'a'.repeat(65)]) {
+    assert.equal((await fetch(`http://127.0.0.1:${p.originPort}/ll/${bad}/360p.m3u8`)).status, 404, bad);
+  }
   // Wait until each rendition has a few complete segments, then check every rule on both.
   for (const rendition of ['360p', '240p']) {
     const { read } = await waitFor(

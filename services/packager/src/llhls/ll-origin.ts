@@ -68,8 +68,9 @@ interface StreamState {
   endedAt?: number;
 }
 
+// Stream ids as the contracts allow them (nothing else reaches a storage key), then the resource.
 const PATH =
-  /^\/ll\/([^/]+)\/(?:(master|[a-z0-9]+)\.m3u8|(\d+)\/([a-z0-9]+)\/(init\.mp4|part_(\d+)\.m4s|seg_(\d+)\.m4s))$/;
+  /^\/ll\/([a-z0-9][a-z0-9_-]{0,63})\/(?:(master|[a-z0-9]+)\.m3u8|(\d+)\/([a-z0-9]+)\/(init\.mp4|part_(\d+)\.m4s|seg_(\d+)\.m4s))$/;
 
 /** rfc8216bis: every part is at most PART-TARGET. A part holds whole frames, so at f fps it lasts ceil(t*f)/f. */
 export function partTargetFor(partMs: number, ladder: Pick<Rendition, 'fps'>[]): number {

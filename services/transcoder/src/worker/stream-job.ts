@@ -137,7 +137,9 @@ export class StreamJob {
     });
     this.log.info({ pid: this.ffmpeg.pid, renditions: this.o.ladder.map((r) => r.name) }, 'transcoding');
     void this.ffmpeg.exited.then(async (exit) => {
-      // ffmpeg's last fragments may still be in the sockets: cut, upload and announce them first.
+      // ffmpeg's last fragments may still be in the sockets: cut, upload and announce them first. An output
+      // ffmpeg never connected to (it failed before writing) has nothing to wait for.
+      for (const out of this.outputs) if (!out.socket) out.finish();
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         Promise.all(this.outputs.map((out) => out.done)),
@@ -221,6 +223,14 @@ export class StreamJob {
     try {
       events = cut();
     } catch (error) {
+      // A stream cut short by a stop we asked for (SIGKILL for fencing or failover) is expected.
+      if (this.state === 'stopping') {
+        this.log.debug(
+          { rendition: out.rendition.name, err: (error as Error).message },
+          'fMP4 output cut short',
+        );
+        return;
+      }
       // Malformed fMP4 from our own ffmpeg: nothing after it can be trusted. Stop ffmpeg; the exit reports it.
       if (!this.failure) {
         this.failure = `${out.rendition.name}: ${(error as Error).message}`;
