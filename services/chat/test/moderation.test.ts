@@ -132,6 +132,24 @@ async function rejoinUntilAccepted(url: string, jwt: string): Promise<ChatClient
   throw new Error('never accepted');
 }
 
+test('settings changed back to back are all kept (compare-and-set, not the last writer wins)', async () => {
+  // Slow mode and the filter sent at once, in twenty rooms: each room ends with both. Merging into the pod's
+  // watched copy lost one of them now and then (a CI run failed on it).
+  const rooms = Array.from({ length: 20 }, (_, i) => `race${i}`);
+  await Promise.all(
+    rooms.map(async (room) => {
+      const { client } = await ChatClient.join(a.url(room), await token('streamer', room, 'streamer'));
+      client.send({ type: 'slow', seconds: 7 });
+      client.send({ type: 'filter', words: ['x'] });
+      await client.waitFor(
+        (f) => f.type === 'notice' && f.settings?.slowSeconds === 7 && f.settings.words.length === 1,
+        `both settings in ${room}`,
+      );
+      client.close();
+    }),
+  );
+});
+
 test('slow mode and the word filter: set by the streamer, announced to all, enforced on every pod', async () => {
   const room = 'slow';
   const { client: streamer } = await ChatClient.join(a.url(room), await token('streamer', room, 'streamer'));

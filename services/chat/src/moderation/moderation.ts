@@ -109,10 +109,28 @@ export class Moderation {
     await this.bucket().delete(sanctionKey('timeout', room, userId));
   }
 
+  /**
+   * Changes some of a room's settings, keeping the others: read, merge, write with compare-and-set, again
+   * on a conflict. (Merging into this pod's watched copy lost updates: slow mode and the word filter sent
+   * back to back, the second write was based on a copy that did not have the first yet.)
+   */
   async updateSettings(room: string, change: Partial<RoomSettings>): Promise<RoomSettings> {
-    const next = { ...this.roomSettings(room), ...change };
-    await this.bucket().put(settingsKey(room), bytes(JSON.stringify(roomSettings.parse(next))));
-    return next;
+    const kv = this.bucket();
+    const key = settingsKey(room);
+    for (let attempt = 1; ; attempt++) {
+      const entry = await kv.get(key);
+      const stored = entry?.operation === 'PUT' ? roomSettings.safeParse(entry.json()) : undefined;
+      const next = roomSettings.parse({ ...(stored?.success ? stored.data : DEFAULT_SETTINGS), ...change });
+      const data = bytes(JSON.stringify(next));
+      try {
+        if (entry) await kv.update(key, data, entry.revision);
+        else await kv.create(key, data);
+        return next;
+      } catch (error) {
+        // Another writer got there first (wrong last sequence): read theirs and merge again.
+        if (attempt >= 10) throw error;
+      }
+    }
   }
 
   private bucket(): KV {
