@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { bytes, connectBus, decode } from '@live/bus';
 import { CHAT_CLOSE, chatTokenReply, streamMoveReply, subjects } from '@live/contracts';
 import { createLogger } from '@live/log';
-import { ChatClient, checkLlRules, repoRoot, startPublisher } from '@live/testing';
+import { ChatClient, checkLlRules, repoRoot, startPublisher, within } from '@live/testing';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -184,13 +184,14 @@ test('each service is refused outside its permissions', async () => {
   const heard = packager.subscribe(subjects.allParts, { max: 1 });
   await packager.flush();
   transcoder.publish(subjects.mediaPart('perm-probe'), bytes('{}'));
-  const received = await Promise.race([
+  const received = await within(
     (async () => {
       for await (const m of heard) return m.subject;
       return null;
     })(),
-    new Promise<null>((resolve) => setTimeout(() => resolve(null), 3000)),
-  ]);
+    3000,
+    "the packager to hear the worker's part event",
+  );
   assert.equal(
     received,
     subjects.mediaPart('perm-probe'),
