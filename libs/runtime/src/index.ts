@@ -1,5 +1,6 @@
 // @live/runtime: what every service process needs around its work: ops HTTP, metrics, the NATS services
-// registration with validated operator endpoints, and graceful shutdown.
+// registration with validated operator endpoints, graceful shutdown, and an HTTP pass-through.
+export * from './http-proxy.js';
 export * from './lease.js';
 export * from './ops-server.js';
 export * from './service.js';

@@ -12,7 +12,7 @@
 //   (blocking-reload.ts), <epoch>/<rendition>/part_<n>.m4s (a request for the next parts is held until they
 //   exist: the preload hint), seg_<n>.m4s (its parts concatenated while they are in memory, else the same
 //   object from storage: byte-identical), init.mp4.
-import { type IncomingMessage, request, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type NatsConnection, subscribeValidated, watchKv } from '@live/bus';
 import {
   type AssignmentRecord,
@@ -25,6 +25,7 @@ import {
   segmentEvent,
   subjects,
 } from '@live/contracts';
+import { proxyHttp } from '@live/runtime';
 import type { Storage } from '@live/storage';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
@@ -369,27 +370,16 @@ export class LlOrigin {
     fallback: () => void,
   ): void {
     this.o.metrics.forwarded.inc();
-    const target = new URL(url.pathname + url.search, base);
-    const out = request(target, { method: req.method, headers: { 'x-ll-forwarded': '1' } }, (answer) => {
-      const headers: Record<string, string> = {};
-      for (const name of ['content-type', 'content-length', 'cache-control', 'retry-after']) {
-        const value = answer.headers[name];
-        if (typeof value === 'string') headers[name] = value;
-      }
-      res.writeHead(answer.statusCode ?? 502, headers);
-      answer.pipe(res);
+    proxyHttp(new URL(url.pathname + url.search, base), req, res, {
+      headers: { 'x-ll-forwarded': '1' },
+      passHeaders: ['content-type', 'content-length', 'cache-control', 'retry-after'],
+      // Longer than the owner's 3-target-duration hold: the owner answers (maybe 503) before this gives up.
+      timeoutMs: 10_000,
+      onError: (error) => {
+        this.log.warn({ owner: base, err: error.message }, 'LL owner unreachable: answering here');
+        fallback();
+      },
     });
-    // Longer than the owner's 3-target-duration hold: the owner answers (maybe 503) before this gives up.
-    out.setTimeout(10_000, () => out.destroy(new Error('owner timeout')));
-    out.on('error', (error) => {
-      this.log.warn({ owner: base, err: error.message }, 'LL owner unreachable: answering here');
-      if (!res.headersSent) fallback();
-      else res.destroy();
-    });
-    res.on('close', () => {
-      if (!res.writableFinished) out.destroy();
-    });
-    out.end();
   }
 
   /** A complete segment whose parts are all in memory: their concatenation is the segment, byte for byte. */
