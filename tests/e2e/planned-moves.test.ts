@@ -163,7 +163,11 @@ test('rolling restart (SIGTERM of every transcoder, one at a time): the playlist
     // As a Deployment's rolling update does: the new pod is up before the old one gets SIGTERM.
     p.workers.push(await p.startWorker());
     const exit = await old.stop('SIGTERM', 30_000);
-    assert.equal(exit.code, 0, 'the worker drained and exited cleanly');
+    assert.equal(
+      exit.code,
+      0,
+      `the worker drained and exited cleanly; its last lines:\n${old.tail().slice(-15).join('\n')}`,
+    );
     p.workers.splice(p.workers.indexOf(old), 1);
   }
   const current = await assignment();

@@ -2,6 +2,7 @@
 // order given, and retried with backoff through NATS outages; the event id is the JetStream message id, so
 // a retry after a lost ack is deduplicated by the server.
 import type { JetStreamClient } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { encode } from './codec.js';
@@ -106,4 +107,21 @@ export class OrderedPublisher {
       this.running = false;
     }
   }
+}
+
+/**
+ * Core NATS (fire and forget: heartbeats, part announcements). Validated like every message; skipped, and
+ * false, once the connection is draining or closed: nats.js throws there, and a shutdown racing a job's
+ * last bytes must not become an uncaught exception.
+ */
+export function publishCore<S extends z.ZodType>(
+  nc: Pick<NatsConnection, 'publish' | 'isClosed' | 'isDraining'>,
+  schema: S,
+  subject: string,
+  value: z.input<S>,
+): boolean {
+  const data = encode(schema, value);
+  if (nc.isClosed() || nc.isDraining()) return false;
+  nc.publish(subject, data);
+  return true;
 }

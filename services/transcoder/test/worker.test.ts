@@ -250,6 +250,49 @@ test('an ffmpeg failure is reported with its last stderr lines', async () => {
   assert.ok(ffmpegLines.length > 0 && ffmpegLines.every((l) => l.streamId === 'wt' && l.epoch === 3));
 });
 
+test('SIGTERM while a revoked job is still finishing: the worker waits for its last parts, then exits cleanly', async () => {
+  const w = await startWorker('wd');
+  await assign('wd', 'wt', 5);
+  await waitFor(() => segments.some((s) => s.workerId === 'wd' && s.kind === 'media'), {
+    timeoutMs: 20_000,
+    what: 'wd transcoding',
+  });
+  // Hold ffmpeg still so the revoked job cannot finish before the worker gets SIGTERM (on a busy machine
+  // that is what happens by itself: a rolling restart's worker then published on a draining connection
+  // and crashed with exit code 1).
+  const [ffmpeg] = ffmpegPids(w.workDir);
+  assert.ok(ffmpeg, 'an ffmpeg');
+  process.kill(ffmpeg, 'SIGSTOP');
+  const revoked = nc.request(
+    subjects.ctl.transcoderRevoke('wd'),
+    bytes(JSON.stringify({ streamId: 'wt', epoch: 5 })),
+    { timeout: 10_000 },
+  );
+  await waitFor(() => w.logs.some((l) => l.includes('revoked by the supervisor')), { what: 'the revoke' });
+  w.child.signal('SIGTERM');
+  await waitFor(() => w.logs.some((l) => l.includes('shutting down')), { what: 'the shutdown to begin' });
+  const since = Date.now();
+  // Still draining: heartbeats go on while the revoked job finishes.
+  await waitFor(() => beats.filter((b) => b.workerId === 'wd' && b.at > since).length >= 2, {
+    timeoutMs: 5000,
+    what: 'heartbeats while the revoked job finishes',
+  });
+  const resumedAt = Date.now();
+  process.kill(ffmpeg, 'SIGCONT');
+  const exit = await w.child.exited;
+  assert.deepEqual(
+    exit,
+    { code: 0, signal: null },
+    `clean exit; last lines:\n${w.child.tail().slice(-10).join('\n')}`,
+  );
+  assert.ok(!text((await revoked).data).includes('error'), 'the revoke was answered');
+  // ffmpeg's last fragments (written after SIGCONT) were cut, stored and announced before NATS closed.
+  assert.ok(
+    parts.some((p) => p.workerId === 'wd' && p.epoch === 5 && p.completedAt >= resumedAt),
+    'the last parts were announced',
+  );
+});
+
 test('a worker cut off from NATS stops its ffmpeg by itself (self-fencing)', async () => {
   const w = await startWorker('wc');
   await assign('wc', 'wt', 4);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { encode, type NatsConnection, type OrderedPublisher } from '@live/bus';
+import { type NatsConnection, type OrderedPublisher, publishCore } from '@live/bus';
 import {
   type PartEvent,
   partEvent,
@@ -102,6 +102,11 @@ export class StreamJob {
   private readonly segmentStarts = new Map<number, number>();
   private failure: string | undefined;
   private startedAt = 0;
+  private finish: () => void = () => {};
+  /** Resolves once ffmpeg has exited and its last parts and segments are stored and announced (or given up). */
+  readonly finished = new Promise<void>((resolve) => {
+    this.finish = resolve;
+  });
 
   constructor(private readonly o: StreamJobOptions) {
     this.streamId = o.streamId;
@@ -156,6 +161,7 @@ export class StreamJob {
       const failed = this.failure ? { ...exit, lastLines: [...exit.lastLines, this.failure] } : exit;
       if (!exit.requested) this.o.onExit(this, failed);
       await rm(this.workDir, { recursive: true, force: true }).catch(() => {});
+      this.finish();
     });
   }
 
@@ -296,7 +302,8 @@ export class StreamJob {
       bytes: part.bytes.length,
       completedAt: Date.now(),
     };
-    this.o.nc.publish(subjects.mediaPart(this.streamId), encode(partEvent, event));
+    // A job still stopping while its worker shuts down: the part is kept, only not announced.
+    if (!publishCore(this.o.nc, partEvent, subjects.mediaPart(this.streamId), event)) return;
     // How fast a job gets going is what a failover costs viewers: logged once per job.
     if (this.partsAnnounced === 0) {
       this.log.info({ rendition: out.rendition.name, ms: event.completedAt - this.startedAt }, 'first part');

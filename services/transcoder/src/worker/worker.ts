@@ -9,7 +9,7 @@
 // segment (at the latest after TRANSCODER_HANDOVER_MAX_MS the job stops by itself).
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { encode, type NatsConnection, type OrderedPublisher, watchKv } from '@live/bus';
+import { encode, type NatsConnection, type OrderedPublisher, publishCore, watchKv } from '@live/bus';
 import {
   assignmentRecord,
   assignReply,
@@ -55,6 +55,8 @@ export interface WorkerOptions {
 
 export class Worker {
   readonly jobs = new Map<string, StreamJob>();
+  /** Jobs taken off `jobs` (revoked, moved on) whose ffmpeg and last uploads are still finishing. */
+  private readonly stopping = new Set<Promise<void>>();
   private readonly heartbeat: NodeJS.Timeout;
   private fenceTimer: NodeJS.Timeout | null = null;
   private draining = false;
@@ -90,8 +92,7 @@ export class Worker {
           setTimeout(() => {
             if (this.jobs.get(job.streamId) !== job) return;
             this.log.warn({ streamId: job.streamId, epoch: job.epoch }, 'handover not finished: stopping');
-            this.jobs.delete(job.streamId);
-            void job.stop().then(() => this.beat());
+            void this.retire(job, 'stop').then(() => this.beat());
           }, this.o.handoverMaxMs).unref();
           return;
         }
@@ -99,8 +100,7 @@ export class Worker {
           { streamId: job.streamId, epoch: job.epoch, newEpoch: record.epoch, now: record.workerId },
           'stream moved on: fencing this job',
         );
-        this.jobs.delete(job.streamId);
-        job.kill();
+        void this.retire(job, 'kill');
         this.beat();
       },
     });
@@ -114,13 +114,37 @@ export class Worker {
     return [...this.jobs.keys()];
   }
 
-  /** SIGTERM: drain, then wait until the supervisor has moved every stream away (or `timeoutMs`). */
+  /**
+   * SIGTERM: drain, then wait until the supervisor has moved every stream away and the moved jobs have
+   * finished (their last segments stored and announced before NATS closes), or `timeoutMs`.
+   */
   async drain(timeoutMs: number): Promise<void> {
     this.startDraining();
     const deadline = Date.now() + timeoutMs;
-    while (this.jobs.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while ((this.jobs.size > 0 || this.stopping.size > 0) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
     if (this.jobs.size > 0)
       this.log.warn({ streams: [...this.jobs.keys()] }, 'drain timed out: stopping the remaining streams');
+  }
+
+  /**
+   * Takes a job off this worker's streams and stops it (`kill`: SIGKILL, for fencing). Resolves when ffmpeg
+   * has exited; the job stays in `stopping` until its last segments are stored and announced too.
+   */
+  private retire(job: StreamJob, how: 'stop' | 'kill'): Promise<void> {
+    if (this.jobs.get(job.streamId) === job) this.jobs.delete(job.streamId);
+    let exited: Promise<void>;
+    if (how === 'kill') {
+      job.kill();
+      exited = Promise.resolve();
+    } else {
+      exited = job.stop().catch(() => undefined);
+    }
+    // A job whose ffmpeg never started has nothing to finish.
+    const tracked = exited.then(() => (job.pid === undefined ? undefined : job.finished));
+    this.stopping.add(tracked);
+    void tracked.finally(() => this.stopping.delete(tracked));
+    return exited;
   }
 
   async register(): Promise<void> {
@@ -160,10 +184,7 @@ export class Worker {
               409,
             );
           }
-          if (current) {
-            this.jobs.delete(request.streamId);
-            current.kill();
-          }
+          if (current) void this.retire(current, 'kill');
           if (this.draining) throw new RequestError('worker is draining', 409);
           if (this.free <= 0) throw new RequestError('no free slot', 409);
           const job = new StreamJob({
@@ -204,8 +225,7 @@ export class Worker {
           const job = this.jobs.get(streamId);
           if (!job || (epoch !== undefined && job.epoch !== epoch)) return { stopped: false };
           this.log.info({ streamId, epoch: job.epoch }, 'revoked by the supervisor: stopping the job');
-          this.jobs.delete(streamId);
-          await job.stop();
+          await this.retire(job, 'stop');
           this.beat();
           return { stopped: true };
         },
@@ -217,8 +237,8 @@ export class Worker {
   async stopAll(): Promise<void> {
     this.draining = true;
     clearInterval(this.heartbeat);
-    await Promise.all([...this.jobs.values()].map((job) => job.stop()));
-    this.jobs.clear();
+    for (const job of this.jobs.values()) void this.retire(job, 'stop');
+    await Promise.all(this.stopping);
   }
 
   private jobExited(job: StreamJob, exit: FfmpegExit): void {
@@ -277,8 +297,7 @@ export class Worker {
         lastSegmentAt: job.lastSegmentAt,
       })),
     };
-    if (!this.o.nc.isClosed())
-      this.o.nc.publish(subjects.transcoderHealth(this.o.workerId), encode(transcoderHeartbeat, beat));
+    publishCore(this.o.nc, transcoderHeartbeat, subjects.transcoderHealth(this.o.workerId), beat);
   }
 
   /** Self-fencing: a worker that cannot reach NATS cannot know whether its streams moved; it stops. */
@@ -290,8 +309,7 @@ export class Worker {
             { streams: [...this.jobs.keys()] },
             'cut off from NATS: fencing, stopping every ffmpeg',
           );
-          for (const job of this.jobs.values()) job.kill();
-          this.jobs.clear();
+          for (const job of this.jobs.values()) void this.retire(job, 'kill');
         }, this.o.fenceMs);
       } else if (status.type === 'reconnect' && this.fenceTimer) {
         clearTimeout(this.fenceTimer);
