@@ -6,6 +6,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { encode, text } from './codec.js';
+import { publishCore } from './publish.js';
 
 export const deadLetterSchema = z.object({
   subject: z.string(),
@@ -40,7 +41,7 @@ export async function deadLetter(
     await jetstream(nc).publish(dlqSubject, encode(deadLetterSchema, body), { timeout: 2000 });
   } catch (error) {
     // JetStream unavailable: still make it visible to `nats sub 'live.dlq.>'`.
-    nc.publish(dlqSubject, encode(deadLetterSchema, body));
+    publishCore(nc, deadLetterSchema, dlqSubject, body);
     logger.error(
       { err: (error as Error).message, subject: dlqSubject },
       'dead letter not stored in LIVE_DLQ',

@@ -14,6 +14,7 @@ import {
   decode,
   OrderedPublisher,
   provision,
+  publishCore,
 } from '../src/index.js';
 
 const logger = createLogger({ service: 'bus-test', level: 'fatal' });
@@ -107,6 +108,28 @@ test('publishing a schema-invalid event is refused before it reaches NATS', asyn
   const publisher = new OrderedPublisher({ js: jetstream(nc), logger });
   const bad = { ...started('bad'), streamId: 'Not Valid' };
   assert.throws(() => publisher.publish(lifecycleEvent, 'live.stream.x.started', bad, 'bad'), /streamId/);
+});
+
+test('core publishes are validated, delivered, and skipped (false, no throw) once the connection drains', async () => {
+  const other = await connectBus({ servers: [server.url], name: 'bus-test-core', logger });
+  const received: unknown[] = [];
+  const sub = nc.subscribe('live.test.core', {
+    callback: (_e, m) => received.push(decode(lifecycleEvent, m.data)),
+  });
+  await nc.flush();
+  assert.equal(publishCore(other, lifecycleEvent, 'live.test.core', started('c1')), true);
+  await other.flush();
+  await waitFor(() => received.length === 1, { what: 'the core message' });
+  assert.throws(
+    () => publishCore(other, lifecycleEvent, 'live.test.core', { ...started('c2'), streamId: 'Bad Id' }),
+    /streamId/,
+  );
+  // nats.js throws DrainingConnectionError here; a heartbeat timer racing a shutdown must not crash.
+  const draining = other.drain();
+  assert.equal(publishCore(other, lifecycleEvent, 'live.test.core', started('c3')), false);
+  await draining;
+  assert.equal(publishCore(other, lifecycleEvent, 'live.test.core', started('c4')), false);
+  sub.unsubscribe();
 });
 
 test('the ordered publisher keeps events through a NATS restart, in order, without duplicates', async () => {

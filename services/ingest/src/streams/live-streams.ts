@@ -11,7 +11,7 @@
 //   first keyframe for a source without audio); no need to wait for media.
 // Source health goes to live.health.ingest.<streamId> every INGEST_HEALTH_INTERVAL_MS.
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
-import { encode, type NatsConnection, type OrderedPublisher } from '@live/bus';
+import { type NatsConnection, type OrderedPublisher, publishCore } from '@live/bus';
 import {
   type IngestHealth,
   ingestHealth,
@@ -432,7 +432,7 @@ export class LiveStreams implements RtmpHooks {
         silentForMs,
         state: stream.state === 'starting' ? 'live' : stream.state,
       };
-      this.o.nc.publish(subjects.ingestHealth(stream.streamId), encode(ingestHealth, health));
+      publishCore(this.o.nc, ingestHealth, subjects.ingestHealth(stream.streamId), health);
     }
   }
 }

@@ -9,7 +9,7 @@
 // itself. When the owner goes away its streams move to the next replica in their ranking, whose numbering
 // differs: players then see one jump, once (docs/architecture.md, LL-HLS).
 import { createHash } from 'node:crypto';
-import { encode, type NatsConnection, subscribeValidated } from '@live/bus';
+import { type NatsConnection, publishCore, subscribeValidated } from '@live/bus';
 import { type OriginHeartbeat, originHeartbeat, subjects } from '@live/contracts';
 import type { Logger } from 'pino';
 
@@ -52,15 +52,12 @@ export class OriginRing {
       handler: (beat) => this.members.set(beat.originId, { ...beat, seenAt: Date.now() }),
     });
     const beat = () =>
-      this.o.nc.publish(
-        subjects.originHealth(this.o.originId),
-        encode(originHeartbeat, {
-          originId: this.o.originId,
-          url: this.o.url,
-          startedAt: this.startedAt,
-          at: Date.now(),
-        }),
-      );
+      publishCore(this.o.nc, originHeartbeat, subjects.originHealth(this.o.originId), {
+        originId: this.o.originId,
+        url: this.o.url,
+        startedAt: this.startedAt,
+        at: Date.now(),
+      });
     beat();
     this.timer = setInterval(beat, this.o.heartbeatMs ?? 1000);
     this.timer.unref();
