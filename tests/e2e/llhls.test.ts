@@ -17,7 +17,9 @@ const parts: (PartEvent & { receivedAt: number })[] = [];
 
 before(async () => {
   // Replicas answer LL playlists 5 s after they start (production: 15 s), so the first one is the owner.
-  p = await startPlatform({ workers: 2, env: { PACKAGER_LL_WARM_MS: '5000' } });
+  // Replicas fetch a stream's parts ahead while it had an LL request within 2 s (production: 30 s), so the
+  // tests below see both ways of serving parts.
+  p = await startPlatform({ workers: 2, env: { PACKAGER_LL_WARM_MS: '5000', PACKAGER_LL_WATCH_MS: '2000' } });
   p.nc.subscribe(subjects.mediaPart(STREAM), {
     callback: (_e, m) => {
       const d = decode(partEvent, m.data);
@@ -128,6 +130,45 @@ test('parts are byte-identical to their segment (from the origin and from storag
   assert.ok(stored.equals(segment), 'the plain HLS segment in storage is the same bytes');
   const map = read.entries.findLast((e) => e.msn <= entry.msn && e.map)?.map;
   assert.ok(map && (await bytesOf(ll(map))).length > 0, 'init segment served');
+});
+
+test('unwatched: parts are listed from their announcement and fetched from the worker only when asked for; a request makes the stream watched', async () => {
+  const metric = async (name: string) => (await p.metric(p.packager, name)) ?? 0;
+  await waitFor(async () => (await metric('packager_ll_watched_streams')) === 0, {
+    timeoutMs: 10_000,
+    what: 'the stream to be unwatched (no LL request for 2 s)',
+  });
+  const fetchedBefore = await metric('packager_ll_fetched_on_request_total');
+  const since = parts.length;
+  const announced = await waitFor(
+    () => {
+      const found = parts.slice(since).filter((e) => e.rendition === '360p');
+      return found.length >= 3 && found.slice(0, 3);
+    },
+    { what: '3 parts announced while nobody watches' },
+  );
+  assert.equal(await metric('packager_ll_watched_streams'), 0, 'still unwatched: nothing was fetched ahead');
+  const { read } = await playlist('360p');
+  const listed = new Set(read.entries.flatMap((e) => e.parts.map((x) => x.uri)));
+  for (const event of announced) {
+    const uri = `${event.epoch}/360p/part_${event.number}.m4s`;
+    assert.ok(listed.has(uri), `${uri} listed from its announcement`);
+    const fromOrigin = await bytesOf(ll(uri));
+    assert.ok(fromOrigin.equals(await bytesOf(event.url)), `${uri}: the worker's bytes`);
+  }
+  assert.ok(
+    (await metric('packager_ll_fetched_on_request_total')) >= fetchedBefore + announced.length,
+    'fetched from the worker when asked for',
+  );
+  assert.equal(await metric('packager_ll_watched_streams'), 1, 'watched from the first request on');
+  // Watched: the next part is fetched ahead, listed once in memory, and served without another fetch.
+  const at = newestPart(read);
+  const next = await playlist('360p', `?_HLS_msn=${at.msn}&_HLS_part=${at.part + 2}`);
+  assert.equal(next.status, 200);
+  const fetchedNow = await metric('packager_ll_fetched_on_request_total');
+  const newest = next.read.entries.findLast((e) => e.parts.length > 0)?.parts.at(-1)?.uri ?? '';
+  assert.ok((await bytesOf(ll(newest))).length > 0);
+  assert.equal(await metric('packager_ll_fetched_on_request_total'), fetchedNow, `${newest} was in memory`);
 });
 
 test('blocking reload: a request for the next part is held until it exists, then answered at once', async () => {

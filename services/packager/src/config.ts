@@ -39,6 +39,12 @@ export const packagerConfigSchema = z.object({
   /** A part fetch from its worker gives up after this long; the part is then not listed. */
   PACKAGER_LL_FETCH_TIMEOUT_MS: env.ms(1000),
   /**
+   * A stream's parts are fetched ahead (listed once in memory) only while it is watched: an LL request
+   * for it reached this replica within this long. Otherwise they are listed from their announcement and
+   * fetched from the worker when asked for, so an origin spends nothing on streams nobody watches in LL.
+   */
+  PACKAGER_LL_WATCH_MS: env.ms(30_000),
+  /**
    * The address the other replicas reach this one's HTTP origin at, on PACKAGER_HTTP_PORT (each stream's
    * LL playlists are answered by one replica; the others forward to it). On GKE the pod IP.
    */

@@ -5,7 +5,7 @@ import { lifecycleEvent, segmentEvent, serviceNames, streams, subjects } from '@
 import { createLogger } from '@live/log';
 import { createMetrics, installShutdown, LeaderLease, registerService, startOpsServer } from '@live/runtime';
 import { createStorage } from '@live/storage';
-import { Counter } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import packageJson from '../package.json' with { type: 'json' };
 import { packagerConfigSchema } from './config.js';
 import { LlOrigin } from './llhls/ll-origin.js';
@@ -113,12 +113,18 @@ async function main(): Promise<void> {
     partHoldBackMs: config.PACKAGER_LL_PART_HOLD_BACK_MS,
     keepMs: config.PACKAGER_LL_KEEP_MS,
     fetchTimeoutMs: config.PACKAGER_LL_FETCH_TIMEOUT_MS,
+    watchMs: config.PACKAGER_LL_WATCH_MS,
     endSettleMs: config.PACKAGER_END_SETTLE_MS,
     ring,
     metrics: {
       forwarded: new Counter({
         name: 'packager_ll_forwarded_total',
         help: 'LL-HLS playlist requests forwarded to the replica that owns the stream',
+        registers: [metrics],
+      }),
+      fetchedOnRequest: new Counter({
+        name: 'packager_ll_fetched_on_request_total',
+        help: 'LL-HLS parts, inits and segments fetched from their worker when asked for (stream not watched before)',
         registers: [metrics],
       }),
       parts: new Counter({
@@ -130,6 +136,14 @@ async function main(): Promise<void> {
     },
   });
   await llOrigin.start();
+  new Gauge({
+    name: 'packager_ll_watched_streams',
+    help: 'streams whose LL-HLS parts this replica fetches ahead (an LL request within PACKAGER_LL_WATCH_MS)',
+    registers: [metrics],
+    collect() {
+      this.set(llOrigin.watchedStreams());
+    },
+  });
   const origin = await startOrigin({
     port: config.PACKAGER_HTTP_PORT,
     bind: config.PACKAGER_HTTP_BIND,

@@ -1,9 +1,13 @@
 // The LL-HLS origin: every packager replica runs one, built from shared state only (part events on core NATS,
 // segment events, the live-assignments bucket), so any replica answers any stream and replicas need no
 // coordination: a load balancer can send a viewer's requests to any of them.
-// - Parts: on a part event the origin fetches the part's bytes (and the rendition's init segment, once) from
-//   the worker that cut it, keeps them in memory, and only then lists the part. Media bytes never go through
-//   NATS; a part is listed only when this replica can serve it at once.
+// - Parts of a watched stream (an LL request for it within PACKAGER_LL_WATCH_MS): on a part event the origin
+//   fetches the part's bytes (and the rendition's init segment, once) from the worker that cut it, keeps
+//   them in memory, and only then lists the part: a listed part is served at once. Media bytes never go
+//   through NATS.
+// - Parts of a stream nobody watches in LL: listed from the announcement alone (the same numbering) and
+//   fetched from the worker only if asked for (the worker keeps them 10 s). An origin then spends nothing
+//   per part on the many streams watched in plain HLS only; the first request makes the stream watched.
 // - Fencing: a part of an epoch older than the stream's current one is not even fetched (a zombie worker's
 //   parts never appear). A failover (a new assignment without handoverFrom) raises the epoch at once; a
 //   planned move switches at the new epoch's first part (make-before-break, like plain HLS).
@@ -47,11 +51,13 @@ export interface LlOriginOptions {
   keepMs: number;
   /** A part fetch from the worker gives up after this long (ms); the part is then not listed. */
   fetchTimeoutMs: number;
+  /** Parts are fetched ahead only while the stream had an LL request within this long (ms). */
+  watchMs: number;
   /** After the stream's `ended`, ENDLIST is written once no part arrived for this long (ms). */
   endSettleMs: number;
   /** Which replica answers which stream's playlists (absent: this one answers all, e.g. a single replica). */
   ring?: OriginRing;
-  metrics: { parts: Counter; forwarded: Counter };
+  metrics: { parts: Counter; forwarded: Counter; fetchedOnRequest: Counter };
 }
 
 interface StreamState {
@@ -59,6 +65,12 @@ interface StreamState {
   epoch: number;
   /** Fetched resources: `<epoch>/<rendition>/<file>` -> bytes and when they came. */
   files: Map<string, { bytes: Buffer; at: number }>;
+  /** Where each announced resource is on its worker (fetched on request while the stream is not watched). */
+  urls: Map<string, { url: string; at: number }>;
+  /** Fetches in flight, by resource path (a request and a prefetch of the same part share one). */
+  fetching: Map<string, Promise<boolean>>;
+  /** Until when parts are fetched ahead (ms): the last LL request for this stream plus watchMs. */
+  watchedUntil: number;
   /** Part requests held until the part exists (the preload hint), by resource path. */
   waiters: Map<string, Set<() => void>>;
   /** Init fetches in flight or done, by `<epoch>/<rendition>`. */
@@ -173,6 +185,9 @@ export class LlOrigin {
       }),
       epoch: 0,
       files: new Map(),
+      urls: new Map(),
+      fetching: new Map(),
+      watchedUntil: 0,
       waiters: new Map(),
       inits: new Map(),
       queues: new Map(),
@@ -200,16 +215,22 @@ export class LlOrigin {
     }
     state.endTimer?.refresh();
     const base = `${event.epoch}/${event.rendition}`;
+    const partPath = `${base}/part_${event.number}.m4s`;
+    const now = Date.now();
+    state.urls.set(`${base}/init.mp4`, { url: event.initUrl, at: now });
+    state.urls.set(partPath, { url: event.url, at: now });
+    const watched = now < state.watchedUntil;
     const initKey = base;
     let init = state.inits.get(initKey);
-    if (!init) {
+    if (!init && watched) {
       init = this.fetchInto(state, `${base}/init.mp4`, event.initUrl);
       state.inits.set(initKey, init);
     }
-    const bytes = this.fetchInto(state, `${base}/part_${event.number}.m4s`, event.url);
+    // Not watched: listed now, in order, and fetched if asked for.
+    const bytes = watched ? this.fetchInto(state, partPath, event.url) : Promise.resolve(true);
     const previous = state.queues.get(event.rendition) ?? Promise.resolve();
     const listed = previous.then(async () => {
-      const [initOk, partOk] = await Promise.all([init, bytes]);
+      const [initOk, partOk] = await Promise.all([init ?? true, bytes]);
       let result: AcceptResult | 'fetch-failed' = 'fetch-failed';
       if (initOk && partOk) {
         result = playlist.addPart({
@@ -240,20 +261,36 @@ export class LlOrigin {
     state.queues.set(event.rendition, listed);
   }
 
-  /** Fetches a worker's resource into memory; false (logged) when it cannot. */
-  private async fetchInto(state: StreamState, path: string, url: string): Promise<boolean> {
-    try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(this.o.fetchTimeoutMs) });
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      const bytes = Buffer.from(await response.arrayBuffer());
-      state.files.set(path, { bytes, at: Date.now() });
-      for (const wake of state.waiters.get(path) ?? []) wake();
-      state.waiters.delete(path);
-      return true;
-    } catch (error) {
-      this.log.warn({ url, err: (error as Error).message }, 'part fetch failed');
-      return false;
-    }
+  /** Fetches a worker's resource into memory (one fetch per resource at a time); false (logged) when it cannot. */
+  private fetchInto(state: StreamState, path: string, url: string): Promise<boolean> {
+    const inFlight = state.fetching.get(path);
+    if (inFlight) return inFlight;
+    const fetched = (async () => {
+      try {
+        const response = await fetch(url, { signal: AbortSignal.timeout(this.o.fetchTimeoutMs) });
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        const bytes = Buffer.from(await response.arrayBuffer());
+        state.files.set(path, { bytes, at: Date.now() });
+        for (const wake of state.waiters.get(path) ?? []) wake();
+        state.waiters.delete(path);
+        return true;
+      } catch (error) {
+        this.log.warn({ url, err: (error as Error).message }, 'part fetch failed');
+        return false;
+      } finally {
+        state.fetching.delete(path);
+      }
+    })();
+    state.fetching.set(path, fetched);
+    return fetched;
+  }
+
+  /** A listed resource not in memory (announced while the stream was not watched): fetched from its worker now. */
+  private async fetchListed(state: StreamState, path: string): Promise<Buffer | undefined> {
+    const known = state.urls.get(path);
+    if (!known) return undefined;
+    this.o.metrics.fetchedOnRequest.inc();
+    return (await this.fetchInto(state, path, known.url)) ? state.files.get(path)?.bytes : undefined;
   }
 
   private sweep(): void {
@@ -264,8 +301,15 @@ export class LlOrigin {
         const isCurrentInit = path.endsWith('/init.mp4') && path.startsWith(`${state.epoch}/`);
         if (!isCurrentInit && now - file.at > this.o.keepMs) state.files.delete(path);
       }
+      for (const [path, known] of state.urls) if (now - known.at > this.o.keepMs) state.urls.delete(path);
       if (state.endedAt !== undefined && now - state.endedAt > this.o.keepMs) this.streams.delete(streamId);
     }
+  }
+
+  /** Streams whose parts this replica fetches ahead (an LL request within watchMs). */
+  watchedStreams(): number {
+    const now = Date.now();
+    return [...this.streams.values()].filter((s) => now < s.watchedUntil).length;
   }
 
   /** Handles a GET/HEAD under /ll/; false if the path is not an LL-HLS one. */
@@ -274,6 +318,8 @@ export class LlOrigin {
     if (!m) return false;
     const [, streamId = '', playlistName, epoch, rendition, file, partNumber, segmentSequence] = m;
     const state = this.streams.get(streamId);
+    // Someone watches this stream in LL through this replica: fetch its parts ahead from now on.
+    if (state) state.watchedUntil = Date.now() + this.o.watchMs;
     const send = (status: number, headers: Record<string, string | number>, body?: Buffer | string) => {
       res.writeHead(status, headers).end(req.method === 'HEAD' ? undefined : body);
     };
@@ -316,26 +362,43 @@ export class LlOrigin {
         },
         bytes,
       );
+    const segmentParts = segmentSequence
+      ? this.segmentParts(state, Number(epoch), rendition ?? '', Number(segmentSequence))
+      : undefined;
     const inMemory =
-      state.files.get(path)?.bytes ??
-      (segmentSequence
-        ? this.segmentFromParts(state, Number(epoch), rendition ?? '', Number(segmentSequence))
-        : undefined);
+      state.files.get(path)?.bytes ?? this.concat(segmentParts?.map((p) => state.files.get(p)?.bytes));
     if (inMemory) {
       media(inMemory);
       return true;
     }
     if (partNumber !== undefined) {
-      this.holdPart(state, Number(epoch), rendition ?? '', Number(partNumber), path).then(
-        (bytes) => (bytes ? media(bytes) : notFound('no such part')),
+      // Announced (listed unwatched, or being fetched): from its worker; else maybe the next one (held).
+      const bytes = state.urls.has(path)
+        ? this.fetchListed(state, path)
+        : this.holdPart(state, Number(epoch), rendition ?? '', Number(partNumber), path);
+      bytes.then(
+        (b) => (b ? media(b) : notFound('no such part')),
         () => notFound('no such part'),
       );
       return true;
     }
-    void this.fromStorage(`${streamId}/${path}`).then((bytes) =>
-      bytes ? media(bytes) : notFound('not found'),
-    );
+    // Segments and init: the stored copy, or (not uploaded yet) from the worker.
+    void this.fromStorage(`${streamId}/${path}`)
+      .then(async (stored) => {
+        if (stored) return stored;
+        if (file === 'init.mp4') return this.fetchListed(state, path);
+        if (!segmentParts) return undefined;
+        return this.concat(
+          await Promise.all(segmentParts.map((p) => state.files.get(p)?.bytes ?? this.fetchListed(state, p))),
+        );
+      })
+      .then((bytes) => (bytes ? media(bytes) : notFound('not found')));
     return true;
+  }
+
+  private concat(parts: (Buffer | undefined)[] | undefined): Buffer | undefined {
+    if (!parts || parts.length === 0 || parts.some((p) => p === undefined)) return undefined;
+    return Buffer.concat(parts as Buffer[]);
   }
 
   private answerPlaylist(
@@ -382,20 +445,16 @@ export class LlOrigin {
     });
   }
 
-  /** A complete segment whose parts are all in memory: their concatenation is the segment, byte for byte. */
-  private segmentFromParts(
+  /** The parts of a complete listed segment (paths): their concatenation is the segment, byte for byte. */
+  private segmentParts(
     state: StreamState,
     epoch: number,
     rendition: string,
     sequence: number,
-  ): Buffer | undefined {
+  ): string[] | undefined {
     const playlist = state.ll.renditions.get(rendition);
     const segment = playlist?.segments.find((s) => s.epoch === epoch && s.sequence === sequence);
-    if (!segment || segment.parts.length === 0) return undefined;
-    const parts = segment.parts.map(
-      (p) => state.files.get(`${epoch}/${rendition}/part_${p.number}.m4s`)?.bytes,
-    );
-    return parts.every((p) => p !== undefined) ? Buffer.concat(parts as Buffer[]) : undefined;
+    return segment?.parts.map((p) => `${epoch}/${rendition}/part_${p.number}.m4s`);
   }
 
   /**
