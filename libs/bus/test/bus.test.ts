@@ -114,7 +114,9 @@ test('core publishes are validated, delivered, and skipped (false, no throw) onc
   const other = await connectBus({ servers: [server.url], name: 'bus-test-core', logger });
   const received: unknown[] = [];
   const sub = nc.subscribe('live.test.core', {
-    callback: (_e, m) => received.push(decode(lifecycleEvent, m.data)),
+    callback: (_e, m) => {
+      received.push(decode(lifecycleEvent, m.data));
+    },
   });
   await nc.flush();
   assert.equal(publishCore(other, lifecycleEvent, 'live.test.core', started('c1')), true);
