@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -18,6 +18,24 @@ test('local storage puts, gets, overwrites and deletes objects; missing is null'
   await storage.delete('demo/1/360p/seg_0.m4s');
   await storage.delete('demo/1/360p/seg_0.m4s');
   assert.equal(await storage.get('demo/1/360p/seg_0.m4s'), null);
+});
+
+test('local storage makes missing folders, also when one is removed after its first object', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'storage-'));
+  const storage = new LocalStorage(root);
+  await storage.put('demo/1/720p/seg_0.m4s', Buffer.from('a'), options);
+  rmSync(join(root, 'demo'), { recursive: true });
+  await storage.put('demo/1/720p/seg_1.m4s', Buffer.from('b'), options);
+  assert.equal((await storage.get('demo/1/720p/seg_1.m4s'))?.toString(), 'b');
+  assert.deepEqual(readdirSync(join(root, 'demo/1/720p')), ['seg_1.m4s']);
+});
+
+test('local storage rejects a write it cannot make with the filesystem error, leaving nothing behind', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'storage-'));
+  const storage = new LocalStorage(root);
+  await storage.put('demo/file', Buffer.from('a file where a folder is wanted'), options);
+  await assert.rejects(storage.put('demo/file/seg_0.m4s', Buffer.from('x'), options), /ENOTDIR/);
+  assert.deepEqual(readdirSync(join(root, 'demo')), ['file']);
 });
 
 test('keys cannot escape the storage root', () => {

@@ -34,11 +34,15 @@ export interface PackagerOptions {
 }
 
 const PLAYLIST = { contentType: 'application/vnd.apple.mpegurl', cacheControl: cacheControl.playlist };
+/** Deletions scheduled within this long of each other share a timer (see scheduleDelete). */
+const DELETE_BATCH_MS = 1000;
 
 export class Packager {
   private readonly streams = new Map<string, StreamPlaylists>();
   private readonly endTimers = new Map<string, NodeJS.Timeout>();
   private readonly deleteTimers = new Set<NodeJS.Timeout>();
+  /** The deletions being gathered under one timer (see scheduleDelete). */
+  private deleteBatch: { openedAt: number; keys: string[] } | undefined;
   private assignmentWatch: { stop(): void } | undefined;
   private readonly log: Logger;
 
@@ -187,16 +191,30 @@ export class Packager {
     this.masterWritten.set(stream.streamId, text);
   }
 
+  /**
+   * Deletes keys once the grace has passed. Keys scheduled within a second of each other share one timer
+   * (each segment removes one key per rendition, a few a second): one wake-up a second instead of one per
+   * key, each deleted at most a second after its grace, never before.
+   */
   private scheduleDelete(keys: string[]): void {
     if (keys.length === 0) return;
+    const now = Date.now();
+    const open = this.deleteBatch;
+    if (open && now - open.openedAt < DELETE_BATCH_MS) {
+      open.keys.push(...keys);
+      return;
+    }
+    const batch = { openedAt: now, keys: [...keys] };
+    this.deleteBatch = batch;
     const timer = setTimeout(() => {
       this.deleteTimers.delete(timer);
-      for (const key of keys) {
+      if (this.deleteBatch === batch) this.deleteBatch = undefined;
+      for (const key of batch.keys) {
         void this.o.storage
           .delete(key)
           .catch((error: Error) => this.log.warn({ key, err: error.message }, 'delete failed'));
       }
-    }, this.o.deleteGraceMs);
+    }, this.o.deleteGraceMs + DELETE_BATCH_MS);
     this.deleteTimers.add(timer);
   }
 
