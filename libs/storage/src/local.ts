@@ -1,12 +1,11 @@
 // Local filesystem storage: the embedded default. Writes go to a temp file renamed into place, so a
 // reader (the origin, a player) never sees half an object.
 //
-// Writes and deletes are synchronous on purpose. They are small (a playlist, a 1 s segment, ~0.1-0.4 ms into
-// the page cache), and each asynchronous fs call is a round trip through libuv's thread pool: measured on a
-// 2-core VM, mkdir + writeFile + rename cost ~600 µs of CPU asynchronously and ~320 µs synchronously. Reads
-// stay asynchronous (the origin serves them to viewers).
-import { mkdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+// Each fs call is a round trip through libuv's thread pool (~0.1 ms of CPU on a small VM, more than the write
+// itself), so a put makes as few as it can: no mkdir unless the folder is missing. The calls stay
+// asynchronous even so (synchronous ones measured ~half the CPU): a write stuck behind a busy disk must
+// never stop the event loop, or a worker's heartbeats would stop with it and its streams fail over.
+import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { checkKey, type PutOptions, type Storage } from './storage.js';
 
@@ -24,14 +23,14 @@ export class LocalStorage implements Storage {
     const path = this.pathOf(key);
     const temp = `${path}.${process.pid}.${this.counter++}.tmp`;
     try {
-      writeFileSync(temp, data);
+      await writeFile(temp, data);
     } catch (error) {
       // The object's folder does not exist yet (the first object of a stream or rendition): make it, once.
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(temp, data);
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(temp, data);
     }
-    renameSync(temp, path);
+    await rename(temp, path);
   }
 
   async get(key: string): Promise<Buffer | null> {
@@ -45,7 +44,7 @@ export class LocalStorage implements Storage {
 
   async delete(key: string): Promise<void> {
     try {
-      unlinkSync(this.pathOf(key));
+      await unlink(this.pathOf(key));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }
