@@ -46,12 +46,6 @@ export interface StreamJobOptions {
 const MAX_SOCKET_PATH = 100;
 /** After ffmpeg exits, how long the last bytes and uploads may take before the job reports its exit. */
 const FLUSH_TIMEOUT_MS = 5000;
-/**
- * Part events are held until every rendition has cut its part of the same moment (they come within ~5 ms of
- * each other: p50 4.9 ms, p90 7.5 ms measured), then published together: one NATS write, one delivery to the
- * origin, instead of one per rendition. A rendition later than this is not waited for.
- */
-const PART_HOLD_MS = 20;
 
 /**
  * The job's folder name: `<streamId>-<epoch>` (what `ps` shows in ffmpeg's arguments), shortened with a hash
@@ -108,8 +102,6 @@ export class StreamJob {
   private readonly segmentStarts = new Map<number, number>();
   private failure: string | undefined;
   private startedAt = 0;
-  /** Part events waiting for the other renditions' parts (see PART_HOLD_MS). */
-  private heldParts: { events: PartEvent[]; since: number } | undefined;
   private finish: () => void = () => {};
   /** Resolves once ffmpeg has exited and its last parts and segments are stored and announced (or given up). */
   readonly finished = new Promise<void>((resolve) => {
@@ -161,7 +153,6 @@ export class StreamJob {
         }),
       ]);
       clearTimeout(timer);
-      this.releaseParts(true);
       for (const out of this.outputs) {
         out.socket?.destroy();
         out.server.close();
@@ -283,29 +274,6 @@ export class StreamJob {
         });
       }
     }
-    // Bytes from any rendition are a moment to publish parts held past PART_HOLD_MS (no timer needed: the
-    // worker's heartbeat also calls this, for when every output goes quiet).
-    this.releaseParts();
-  }
-
-  /**
-   * Publishes the held part events, in the order they were cut: when every rendition has one, when they have
-   * been held PART_HOLD_MS, or (force) when ffmpeg is done.
-   */
-  releaseParts(force = false): void {
-    const held = this.heldParts;
-    if (!held) return;
-    if (!force && held.events.length < this.outputs.length && Date.now() - held.since < PART_HOLD_MS) return;
-    this.heldParts = undefined;
-    for (const event of held.events) {
-      // A job still stopping while its worker shuts down: the part is kept, only not announced.
-      if (!publishCore(this.o.nc, partEvent, subjects.mediaPart(this.streamId), event)) return;
-      // How fast a job gets going is what a failover costs viewers: logged once per job.
-      if (this.partsAnnounced === 0) {
-        this.log.info({ rendition: event.rendition, ms: event.completedAt - this.startedAt }, 'first part');
-      }
-      this.partsAnnounced++;
-    }
   }
 
   /** Wall clock of media time 0, fixed by the first part: it ended (was cut) about now. */
@@ -334,9 +302,13 @@ export class StreamJob {
       bytes: part.bytes.length,
       completedAt: Date.now(),
     };
-    this.heldParts ??= { events: [], since: Date.now() };
-    this.heldParts.events.push(event);
-    if (this.heldParts.events.length >= this.outputs.length) this.releaseParts(true);
+    // A job still stopping while its worker shuts down: the part is kept, only not announced.
+    if (!publishCore(this.o.nc, partEvent, subjects.mediaPart(this.streamId), event)) return;
+    // How fast a job gets going is what a failover costs viewers: logged once per job.
+    if (this.partsAnnounced === 0) {
+      this.log.info({ rendition: out.rendition.name, ms: event.completedAt - this.startedAt }, 'first part');
+    }
+    this.partsAnnounced++;
   }
 
   private partKey(rendition: Rendition, file: string): string {

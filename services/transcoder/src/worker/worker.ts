@@ -281,8 +281,6 @@ export class Worker {
   }
 
   private beat(): void {
-    // Parts held for a rendition that has gone quiet are published now at the latest (see StreamJob).
-    for (const job of this.jobs.values()) job.releaseParts();
     const beat: TranscoderHeartbeat = {
       workerId: this.o.workerId,
       at: Date.now(),
