@@ -289,7 +289,8 @@ export class LlOrigin {
   private async fetchListed(state: StreamState, path: string): Promise<Buffer | undefined> {
     const known = state.urls.get(path);
     if (!known) return undefined;
-    this.o.metrics.fetchedOnRequest.inc();
+    // A request joining a fetch-ahead already in flight (a watched stream) is not a fetch on request.
+    if (!state.fetching.has(path)) this.o.metrics.fetchedOnRequest.inc();
     return (await this.fetchInto(state, path, known.url)) ? state.files.get(path)?.bytes : undefined;
   }
 
