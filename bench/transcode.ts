@@ -4,13 +4,15 @@
 // CPU reaches the worker's cutime/cstime when it exits). The publisher (-c copy) is the streamer's side
 // and not counted. Rounds alternate baseline and pipeline (3 by default: one round's baseline moves by 10-15 %
 // on this shared machine); the ratio of medians is reported, and each round's own ratio beside it.
-// Also printed: the services' CPU over the pipeline's own ffmpeg per round (steadier than the ratio).
+// Also printed: the services' CPU over the pipeline's own ffmpeg per round (steadier than the ratio), and
+// the host's CPU cost of one wake-up of an idle Node.js process per round (what that share scales with).
 // Target (issue 3): ratio <= 1.10.
 //   npm run bench:transcode -- [--seconds 60] [--rounds 3] [--json out.json]
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { DEFAULT_LADDER, selectLadder } from '@live/contracts';
 import { encodeClip, repoRoot, startPublisher, waitFor } from '@live/testing';
@@ -42,6 +44,27 @@ function cpuOf(pid: number): { own: number; children: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return { own: (Number(f[11]) + Number(f[12])) / 100, children: (Number(f[13]) + Number(f[14])) / 100 };
+}
+
+/**
+ * CPU (µs) an idle Node.js process spends per timer wake-up on this host, now. The services' cost is mostly
+ * wake-ups (docs/architecture.md, "Overhead is wake-ups"), and this moves with the host's load (0.1-0.25 ms
+ * seen on this VM), so it is printed beside each round to read the share against.
+ */
+async function wakeUpMicros(): Promise<number> {
+  const intervalMs = 10;
+  const child = spawn(process.execPath, ['-e', `setInterval(() => {}, ${intervalMs})`], { stdio: 'ignore' });
+  const cpuNs = () => Number(readFileSync(`/proc/${child.pid}/schedstat`, 'utf8').split(' ')[0]);
+  try {
+    await sleep(1000); // past start-up
+    const before = cpuNs();
+    const startedAt = performance.now();
+    await sleep(3000);
+    const wakeUps = (performance.now() - startedAt) / intervalMs;
+    return (cpuNs() - before) / 1000 / wakeUps;
+  } finally {
+    child.kill();
+  }
 }
 
 function baseline(): number {
@@ -142,8 +165,10 @@ const pipelines: number[] = [];
  * cost round after round; the ratio is about 1 + this + (pipeline ffmpeg - bare ffmpeg) / bare ffmpeg.
  */
 const serviceShares: number[] = [];
+const wakeUps: number[] = [];
 let lastBreakdown: Record<string, number> = {};
 for (let round = 1; round <= rounds; round++) {
+  wakeUps.push(await wakeUpMicros());
   console.log(`round ${round}/${rounds}: bare ffmpeg...`);
   baselines.push(baseline());
   console.log(`round ${round}/${rounds}: pipeline...`);
@@ -162,6 +187,7 @@ const result = {
   pipelineCpuSeconds: pipelines.map((v) => +v.toFixed(2)),
   roundRatios: pipelines.map((v, i) => +(v / (baselines[i] as number)).toFixed(3)),
   servicesOverPipelineFfmpeg: serviceShares.map((v) => +v.toFixed(3)),
+  hostWakeUpMicros: wakeUps.map((v) => Math.round(v)),
   pipelineBreakdownLastRound: lastBreakdown,
   ratio: +(percentile(pipelines, 50) / percentile(baselines, 50)).toFixed(3),
 };
@@ -171,6 +197,7 @@ printTable('bench:transcode — pipeline CPU vs bare ffmpeg, same ladder, same f
   ...Object.entries(lastBreakdown).map(([k, v]) => [`  ${k}`, v] as [string, number]),
   ['ratio per round', result.roundRatios.join(' ')],
   ['services / pipeline ffmpeg per round', result.servicesOverPipelineFfmpeg.join(' ')],
+  ['host: µs per Node.js wake-up per round', result.hostWakeUpMicros.join(' ')],
   ['ratio (of medians)', result.ratio, '<= 1.10'],
 ]);
 writeJson(values.json, result);
