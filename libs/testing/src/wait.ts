@@ -1,4 +1,5 @@
 // Waiting for facts, never for a fixed time: poll a condition until it holds or a deadline passes.
+import { AssertionError } from 'node:assert';
 import { createServer } from 'node:net';
 
 export class WaitTimeoutError extends Error {
@@ -16,7 +17,11 @@ export interface WaitOptions {
   what?: string;
 }
 
-/** Resolves with the first truthy value of `condition` (sync or async). Errors thrown by it count as "not yet". */
+/**
+ * Resolves with the first truthy value of `condition` (sync or async). Errors thrown by it count as "not yet"
+ * (a server still starting, a file not there yet), except a failed assertion: a rule broken by anything seen
+ * while waiting fails the test at once instead of being retried until something passes.
+ */
 export async function waitFor<T>(
   condition: () => T | undefined | null | false | Promise<T | undefined | null | false>,
   { timeoutMs = 10_000, intervalMs = 25, what = 'condition' }: WaitOptions = {},
@@ -28,6 +33,7 @@ export async function waitFor<T>(
       const value = await condition();
       if (value) return value;
     } catch (error) {
+      if (error instanceof AssertionError) throw error;
       last = error instanceof Error ? error.message : error;
     }
     if (Date.now() > deadline) throw new WaitTimeoutError(what, timeoutMs, last);

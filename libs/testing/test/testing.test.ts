@@ -53,6 +53,30 @@ test('waitFor returns the first truthy value and names what it waited for on tim
   );
 });
 
+test('waitFor retries other errors but fails at once on a failed assertion', async () => {
+  let n = 0;
+  const value = await waitFor(
+    () => {
+      if (++n < 3) throw new Error('not started yet');
+      return n;
+    },
+    { intervalMs: 1 },
+  );
+  assert.equal(value, 3);
+  let calls = 0;
+  await assert.rejects(
+    waitFor(
+      () => {
+        calls++;
+        assert.equal(1, 2, 'a broken rule');
+      },
+      { timeoutMs: 5000, intervalMs: 1 },
+    ),
+    (e: unknown) => e instanceof assert.AssertionError && /a broken rule/.test(e.message),
+  );
+  assert.equal(calls, 1, 'not retried');
+});
+
 test('a child process is stopped by its pid, escalating to SIGKILL', async () => {
   const child = startChild({
     name: 'stubborn',
