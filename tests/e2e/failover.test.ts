@@ -97,7 +97,7 @@ test('a zombie (whole worker paused until its stream moved, then resumed) puts n
   const before = await assignment();
   assert.ok(before);
   const zombie = p.workers[Number(before.workerId.replace('w', '')) - 1] as Child;
-  const oldFfmpeg = await waitFor(() => ffmpegOf(before.epoch), { what: 'the active ffmpeg' });
+  await waitFor(() => ffmpegOf(before.epoch), { what: 'the active ffmpeg' });
   const eventsBefore = p.events.length;
   zombie.signal('SIGSTOP');
   const failover = await waitFor(() => p.events.slice(eventsBefore).find((e) => e.type === 'failover'), {
@@ -142,7 +142,6 @@ test('a zombie (whole worker paused until its stream moved, then resumed) puts n
   const firstNew = m?.segments.findIndex((s) => s.uri.startsWith(`${failover.epoch}/`)) ?? -1;
   assert.ok(firstNew >= 0);
   assert.ok(m?.segments.slice(firstNew).every((s) => !s.uri.startsWith(`${before.epoch}/`)));
-  assert.ok(oldFfmpeg > 0);
   // The same in the LL-HLS playlist, parts included: no part of the zombie's epoch after the new one started.
   const ll = readLlPlaylist((await p.fetchText('/ll/fo/360p.m3u8')) ?? '');
   const firstNewLl = ll.entries.findIndex((e) =>

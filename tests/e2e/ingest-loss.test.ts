@@ -33,19 +33,30 @@ const publish = (rtmpPort: number) => {
   return publisher;
 };
 
-/** Every load of the playlist while `during` runs: none may carry ENDLIST, each reload must be consistent. */
+/**
+ * Every load of the playlist while `during` runs: none may carry ENDLIST, each reload must be consistent.
+ * The packager and its origin stay up throughout, so a load that fails (network, unparsable) is a defect.
+ */
 async function watchPlaylist<T>(during: () => Promise<T>): Promise<{ result: T; loads: MediaPlaylist[] }> {
   const loads: MediaPlaylist[] = [];
+  const errors: string[] = [];
   let done = false;
   const poll = (async () => {
     while (!done) {
-      const m = await p.media(STREAM, '360p').catch(() => null);
+      const m = await p.media(STREAM, '360p').catch((error: Error) => {
+        errors.push(error.message);
+        return null;
+      });
       if (m) loads.push(m);
       await new Promise((r) => setTimeout(r, 100));
     }
   })();
   try {
-    return { result: await during(), loads };
+    const result = await during();
+    done = true;
+    await poll;
+    assert.deepEqual(errors, [], 'every playlist load while the ingest was lost');
+    return { result, loads };
   } finally {
     done = true;
     await poll;

@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { buckets } from '@live/contracts';
+import { buckets, subjects } from '@live/contracts';
 import { type Child, freePort, startPublisher } from '@live/testing';
 import { Kvm } from '@nats-io/kv';
 import type { MediaPlaylist } from 'hls-parser/types.js';
@@ -138,10 +138,13 @@ test('a published stream becomes adaptive HLS: every rendition listed, valid, ad
 
 test('killing and restarting the packager mid-stream loses nothing: no gap, no repeated number', async () => {
   const before = await waitFor(() => p.media('e2e', '360p'), { what: 'the live playlist' });
+  // Segments keep being announced while the packager is down (they wait in its durable consumer): at least
+  // two per rendition before it comes back.
+  let announced = 0;
+  const segments = p.nc.subscribe(subjects.mediaSegment('e2e'), { callback: () => void announced++ });
   await p.packager.stop('SIGKILL');
-  // Segments keep being announced while the packager is down (they wait in its durable consumer).
-  const downSince = Date.now();
-  await waitFor(() => Date.now() - downSince > 2500 && p.events, { intervalMs: 100, what: 'some downtime' });
+  await waitFor(() => announced >= 4, { what: '4 segments announced while the packager is down' });
+  segments.unsubscribe();
   p.packager = await p.startPackager();
   const after = await advancedBy(before, 4, 'the playlist to advance after the restart');
   assert.deepEqual(checkMediaPlaylist(after), []);
@@ -166,14 +169,18 @@ test('two packager replicas: only the leader writes; killing it hands over and t
   const standby = await p.startPackager(standbyPort);
   const before = await waitFor(() => p.media('e2e', '360p'), { what: 'the live playlist' });
   // Both replicas serve the same storage; the lease says who writes: still the first one.
+  const leases = await new Kvm(p.nc).open(buckets.leases);
   const holder = async () => {
-    const entry = await (await new Kvm(p.nc).open(buckets.leases)).get('packager');
+    const entry = await leases.get('packager');
     return entry?.operation === 'PUT'
       ? Number(String(entry.json<{ holder: string }>().holder).split('-')[0])
       : null;
   };
-  const since = Date.now();
-  await waitFor(() => Date.now() - since > 1500, { intervalMs: 100, what: 'a few lease renewals' });
+  const revision = async () => (await leases.get('packager'))?.revision ?? 0;
+  const first = await revision();
+  await waitFor(async () => (await revision()) >= first + 2, {
+    what: 'two lease renewals with a standby up',
+  });
   assert.equal(await holder(), p.packager.pid);
   await p.packager.stop('SIGKILL');
   p.packager = standby;

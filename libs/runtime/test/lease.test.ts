@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { connectBus, provision } from '@live/bus';
+import { buckets } from '@live/contracts';
 import { createLogger } from '@live/log';
 import { type NatsServer, startNatsServer, waitFor } from '@live/testing';
+import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { LeaderLease } from '../src/index.js';
 
@@ -36,10 +38,17 @@ test('exactly one of several replicas leads; a released lease is taken over at o
   const b = candidate('role-a', log, 'b');
   await Promise.all([a.start(), b.start()]);
   await waitFor(() => a.isLeader() || b.isLeader(), { what: 'a leader' });
-  // Several renewals later there is still exactly one.
-  const t0 = Date.now();
-  await waitFor(() => Date.now() - t0 > 1500, { intervalMs: 50, what: 'renewals' });
-  assert.equal(Number(a.isLeader()) + Number(b.isLeader()), 1);
+  // Through several renewals (each a new revision of the lease record) there is exactly one, at every look.
+  const lease = await new Kvm(nc).open(buckets.leases);
+  const revision = async () => (await lease.get('role-a'))?.revision ?? 0;
+  const first = await revision();
+  await waitFor(
+    async () => {
+      assert.equal(Number(a.isLeader()) + Number(b.isLeader()), 1, 'exactly one leader');
+      return (await revision()) >= first + 3;
+    },
+    { intervalMs: 20, what: 'three lease renewals' },
+  );
   const [leader, standby] = a.isLeader() ? [a, b] : [b, a];
   await leader.stop();
   await waitFor(() => standby.isLeader(), { timeoutMs: 2000, what: 'the standby to take over' });

@@ -3,7 +3,7 @@
 // ffprobe; malformed input refused clearly; the wall-clock cadence of parts from a live (-re) encoder.
 import assert from 'node:assert/strict';
 import { type ChildProcessByStdio, execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -12,7 +12,6 @@ import { promisify } from 'node:util';
 import { within } from '@live/testing';
 import { fmp4OutputArgs } from '../src/cmaf/fmp4-args.js';
 import {
-  CmafError,
   type CutterEvent,
   cutParts,
   PartCutter,
@@ -379,7 +378,6 @@ test('malformed input is refused with a clear CmafError, never a hang or an unbo
     name: 'CmafError',
     message: /no independent fragment for/,
   });
-  assert.ok(new CmafError('x') instanceof Error);
 });
 
 test('live (-re) encoder: wall-clock cadence of parts (measured, printed)', async (t) => {
@@ -406,5 +404,4 @@ test('live (-re) encoder: wall-clock cadence of parts (measured, printed)', asyn
   console.log(`part cadence (live, 640x360 ultrafast, 200 ms parts): ${summary}`);
   // Loose sanity only: a live encoder cannot emit 200 ms parts much faster than real time.
   assert.ok(mean > 100 && mean < 400, summary);
-  assert.ok(existsSync(dir));
 });

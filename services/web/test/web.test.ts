@@ -272,6 +272,11 @@ test('chat: round trip between two browsers, HTML shown as text, moderation, pol
   console.log(
     `chat held back on B: shown ${heldMs} ms after sending; B's video latency ${bLatency?.toFixed(2)} s`,
   );
+  // Held until B's picture reached the message's time: about B's latency, not at once.
+  assert.ok(
+    bLatency != null && heldMs >= bLatency * 1000 * 0.5,
+    `held ${heldMs} ms with B ${bLatency} s behind live`,
+  );
 
   // Out of step: at once.
   await b.uncheck('#chat-sync');
