@@ -30,12 +30,16 @@ export const supervisorConfigSchema = z.object({
   SUPERVISOR_ASSIGN_TIMEOUT_MS: env.ms(3000),
   /**
    * No heartbeat, or no encoder progress while the source is healthy, for this long: fail over. The budget for
-   * detection is 600 ms; this plus a check period plus the heartbeat's phase stays inside it.
+   * detection is 600 ms; this plus the heartbeat's phase (up to 200 ms) stays inside it (the supervisor looks
+   * at each stream's deadline, not on a fixed period).
    */
   SUPERVISOR_STALL_MS: env.ms(450),
   /** A new assignment gets this long to show progress (ffmpeg start-up) before it counts as stalled. */
   SUPERVISOR_START_GRACE_MS: env.ms(4000),
-  /** How often assignments are checked. */
+  /**
+   * How often a stream is looked at while a message, not time, could decide a fault: its source quiet or not
+   * flowing, a stall waiting for evidence, a failover to retry. Otherwise at each rule's deadline.
+   */
   SUPERVISOR_CHECK_MS: env.ms(100),
   /** The warm standby pool: free worker slots to keep; fewer raise a standby_short alert and metric. */
   SUPERVISOR_STANDBY_SLOTS: env.int(1, 0),

@@ -1,4 +1,4 @@
-// Stall detection and failover. Every SUPERVISOR_CHECK_MS the supervisor looks at each assigned stream:
+// Stall detection and failover. The supervisor looks at each assigned stream when a fault could next be due:
 // - worker_lost: its worker's heartbeats (~5/s) stopped for SUPERVISOR_STALL_MS;
 // - stalled: the worker is alive but the stream's encoder progress (media time in the heartbeat) has not
 //   advanced for SUPERVISOR_STALL_MS although source data kept arriving after it stopped.
@@ -11,7 +11,13 @@
 // records the detection and switch times. Liveness comes from heartbeats on core NATS, never KV TTLs.
 // Ingest loss: when no ingest has reported on an assigned stream for SUPERVISOR_SOURCE_LOST_MS (the ingest
 // holding it died, and the streamer came back nowhere), the supervisor ends the stream (`ended`,
-// ingest_lost), as that ingest would have after its reconnect grace. A streamer who reconnects to another
+// ingest_lost), as that ingest would have after its reconnect grace.
+// When to look: each rule is a deadline (last heartbeat + SUPERVISOR_STALL_MS, last progress + the same, last
+// report + SUPERVISOR_SOURCE_LOST_MS), and one timer is set for the earliest. A healthy stream's deadlines move
+// with every heartbeat, so the timer wakes this process ~2-3 times a second instead of at a fixed 10/s
+// (each wake-up costs CPU on a small VM), and a fault is seen at its deadline, not up to a period later.
+// Where a message rather than time could decide (a source stalled or quiet, a stall waiting for evidence, a
+// failover to retry), it looks every SUPERVISOR_CHECK_MS, as before. A streamer who reconnects to another
 // ingest in time gets a `started` there, a new epoch, and the same playlist continues after a discontinuity.
 import { randomUUID } from 'node:crypto';
 import { type NatsConnection, type OrderedPublisher, watchKv } from '@live/bus';
@@ -21,6 +27,9 @@ import type { Counter } from 'prom-client';
 import type { Assigner } from './assigner.js';
 import type { SourceHealth } from './source-health.js';
 import type { WorkerPool } from './worker-pool.js';
+
+/** The longest time between two looks (nothing assigned, or only far deadlines): a safety net. */
+const MAX_WAIT_MS = 1000;
 
 /**
  * How much later than the encoder's last progress source data (and a heartbeat) must have arrived to blame
@@ -57,6 +66,9 @@ export class StallDetector {
   /** Streams whose failover found no worker: retried every check, logged once (until it succeeds). */
   private readonly failing = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
+  /** When the timer fires (Infinity: not set). */
+  private nextLookAt = Number.POSITIVE_INFINITY;
+  private stopped = false;
   private watch: { stop(): void } | undefined;
   private readonly subscriptions: { unsubscribe(): void }[] = [];
   private readonly log: Logger;
@@ -90,11 +102,12 @@ export class StallDetector {
       schema: assignmentRecord,
       onPut: (record) => this.remember(record),
     });
-    this.timer = setInterval(() => this.check(), this.o.checkMs);
+    this.lookAt(Date.now() + this.o.checkMs);
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.stopped = true;
+    clearTimeout(this.timer);
     this.watch?.stop();
     for (const subscription of this.subscriptions.splice(0)) subscription.unsubscribe();
   }
@@ -106,10 +119,33 @@ export class StallDetector {
     const sameEpoch = current?.record.epoch === record.epoch;
     this.assignments.set(record.streamId, { record, since: sameEpoch ? current.since : Date.now() });
     if (record.state === 'ended') this.inFlight.delete(record.streamId);
+    // New deadlines (a new epoch's start grace, a new worker's heartbeats): look again soon.
+    this.lookAt(Date.now() + this.o.checkMs);
   }
 
-  private check(): void {
+  /** Sets the one timer for `at`, unless it already fires sooner. */
+  private lookAt(at: number): void {
+    if (this.stopped || at >= this.nextLookAt) return;
+    clearTimeout(this.timer);
+    this.nextLookAt = at;
+    this.timer = setTimeout(
+      () => {
+        this.nextLookAt = Number.POSITIVE_INFINITY;
+        this.lookAt(this.check());
+      },
+      Math.max(0, at - Date.now()),
+    );
+  }
+
+  /** Looks at every assigned stream, acts on faults, and returns when to look next. */
+  private check(): number {
     const now = Date.now();
+    const poll = now + this.o.checkMs;
+    let next = now + MAX_WAIT_MS;
+    // +1: a rule holds once strictly past its threshold.
+    const due = (at: number) => {
+      next = Math.min(next, Math.max(at + 1, now + 1));
+    };
     for (const { record, since } of this.assignments.values()) {
       if (record.state !== 'assigned' || this.inFlight.has(record.streamId)) continue;
       const source = this.o.sources.get(record.streamId);
@@ -118,25 +154,34 @@ export class StallDetector {
         void this.endLost(record, now - heardAt);
         continue;
       }
+      due(heardAt + this.o.sourceLostMs);
       const beat = Math.max(this.o.pool.lastSeenAt(record.workerId), since);
       if (now - beat > this.o.stallMs) {
         void this.failover(record, 'worker_lost', now - beat);
         continue;
       }
+      due(beat + this.o.stallMs);
       const progress = this.progress.get(record.streamId);
       // No progress yet for this epoch: ffmpeg gets SUPERVISOR_START_GRACE_MS to start.
       const lastSign =
         progress?.epoch === record.epoch ? progress.advancedAt : since + this.o.startGraceMs - this.o.stallMs;
-      // A stale report (ingest quiet for a second) proves nothing about the source.
-      if (!source || now - source.reportedAt > 1000) continue;
+      // A stale report (ingest quiet for a second) proves nothing about the source; the next one may.
+      if (!source || now - source.reportedAt > 1000) {
+        due(poll);
+        continue;
+      }
       const stuckSince = Math.max(lastSign, source.flowingSince);
-      if (
-        now - stuckSince > this.o.stallMs &&
-        source.lastDataAt - stuckSince > SOURCE_EVIDENCE_MS &&
-        beat - stuckSince > SOURCE_EVIDENCE_MS
-      )
+      if (now - stuckSince <= this.o.stallMs) {
+        // Not flowing (stuckSince Infinity): data flowing again starts the clock, so look as before.
+        due(Number.isFinite(stuckSince) ? stuckSince + this.o.stallMs : poll);
+        continue;
+      }
+      if (source.lastDataAt - stuckSince > SOURCE_EVIDENCE_MS && beat - stuckSince > SOURCE_EVIDENCE_MS)
         void this.failover(record, 'stalled', now - lastSign);
+      // Past the threshold without the evidence yet: the next report or heartbeat may bring it.
+      else due(poll);
     }
+    return next;
   }
 
   /** No ingest holds the stream any more: end it, as the lost ingest would have after its grace. */
@@ -169,6 +214,7 @@ export class StallDetector {
         'could not end the stream',
       );
       this.inFlight.delete(record.streamId);
+      this.lookAt(Date.now() + this.o.checkMs);
     }
   }
 
@@ -220,11 +266,13 @@ export class StallDetector {
       if (!retry)
         this.log.error(
           { streamId: record.streamId, err: (error as Error).message },
-          'failover failed: retrying at every check until a worker can take the stream',
+          'failover failed: retrying every SUPERVISOR_CHECK_MS until a worker can take the stream',
         );
       this.failing.add(record.streamId);
     } finally {
       this.inFlight.delete(record.streamId);
+      // Whatever happened, look again: a failed failover is retried, a done one has new deadlines.
+      this.lookAt(Date.now() + this.o.checkMs);
     }
   }
 }

@@ -42,8 +42,9 @@ interface StandIn {
   refuse: boolean;
   assigns: { streamId: string; epoch: number }[];
   revokes: { streamId: string; epoch?: number }[];
-  /** Heartbeats published so far. */
+  /** Heartbeats published so far, and when the last one was. */
   beats: number;
+  lastBeatAt: number;
   timer: NodeJS.Timeout;
 }
 const workers: StandIn[] = [];
@@ -60,6 +61,7 @@ function standInWorker(id: string, slots: number): StandIn {
     assigns: [],
     revokes: [],
     beats: 0,
+    lastBeatAt: 0,
     timer: setInterval(() => beat(), 200),
   };
   const beat = () => {
@@ -73,6 +75,7 @@ function standInWorker(id: string, slots: number): StandIn {
     };
     nc.publish(subjects.transcoderHealth(id), encode(transcoderHeartbeat, hb));
     w.beats++;
+    w.lastBeatAt = Date.now();
   };
   nc.subscribe(subjects.ctl.transcoderAssign(id), {
     callback: (_e, m) => {
@@ -171,7 +174,13 @@ before(async () => {
   supervisor = await startServiceProcess({
     service: 'supervisor',
     opsPort,
-    env: { NATS_URL: nats.url, SUPERVISOR_OPS_PORT: String(opsPort), SUPERVISOR_SOURCE_LOST_MS: '3000' },
+    env: {
+      NATS_URL: nats.url,
+      SUPERVISOR_OPS_PORT: String(opsPort),
+      SUPERVISOR_SOURCE_LOST_MS: '3000',
+      // Long, to show that a healthy stream's faults are seen at their deadline, not at the next period.
+      SUPERVISOR_CHECK_MS: '1000',
+    },
     onLine: (line) => supervisorLines.push(line),
   });
 });
@@ -261,6 +270,37 @@ test('a failed transcode moves the stream to another worker at a new epoch', asy
     what: 'reassignment',
   });
   assert.notEqual((await assignment('early'))?.workerId, before.workerId);
+});
+
+test('a worker whose heartbeats stop loses its stream at the deadline (450 ms), not at the next SUPERVISOR_CHECK_MS', async () => {
+  standInWorker('w9', 2); // a free slot to fail over to
+  await emit('silent', { type: 'started', source, acceptedAt: Date.now() });
+  const before = await waitFor(
+    async () => {
+      const record = await assignment('silent');
+      return record?.state === 'assigned' ? record : null;
+    },
+    { what: 'an assignment' },
+  );
+  const worker = workers.find((w) => w.id === before.workerId) as StandIn;
+  const eventsBefore = events.length;
+  clearInterval(worker.timer);
+  const stoppedAfter = worker.lastBeatAt;
+  const failover = await waitFor(
+    () => events.slice(eventsBefore).find((e) => e.type === 'failover' && e.streamId === 'silent'),
+    { what: 'the failover' },
+  );
+  assert.ok(failover.type === 'failover');
+  assert.equal(failover.reason, 'worker_lost');
+  assert.equal(failover.fromWorker, worker.id);
+  // detectionMs: from the last heartbeat the supervisor heard to its decision. Past the threshold, and
+  // within the design's 600 ms detection budget although SUPERVISOR_CHECK_MS is 1 s here.
+  assert.ok(
+    failover.detectionMs > 450 && failover.detectionMs < 600,
+    `detected ${failover.detectionMs} ms after the last heartbeat`,
+  );
+  assert.ok(Date.parse(failover.at) - stoppedAfter > 450, 'not before the threshold');
+  console.log(`worker_lost detected ${failover.detectionMs} ms after the last heartbeat`);
 });
 
 test('a failed transcode whose source no ingest holds any more is not retried; the stream ends (ingest_lost)', async () => {
