@@ -138,11 +138,11 @@ test('a published stream becomes adaptive HLS: every rendition listed, valid, ad
 
 test('killing and restarting the packager mid-stream loses nothing: no gap, no repeated number', async () => {
   const before = await waitFor(() => p.media('e2e', '360p'), { what: 'the live playlist' });
+  await p.packager.stop('SIGKILL');
   // Segments keep being announced while the packager is down (they wait in its durable consumer): at least
   // two per rendition before it comes back.
   let announced = 0;
   const segments = p.nc.subscribe(subjects.mediaSegment('e2e'), { callback: () => void announced++ });
-  await p.packager.stop('SIGKILL');
   await waitFor(() => announced >= 4, { what: '4 segments announced while the packager is down' });
   segments.unsubscribe();
   p.packager = await p.startPackager();

@@ -63,7 +63,7 @@ export class StallDetector {
   /** Per stream: the epoch and media time last reported, and when it last advanced. */
   private readonly progress = new Map<string, { epoch: number; mediaTimeMs: number; advancedAt: number }>();
   private readonly inFlight = new Set<string>();
-  /** Streams whose failover found no worker: retried every check, logged once (until it succeeds). */
+  /** Streams whose failover found no worker: retried every SUPERVISOR_CHECK_MS, logged once (until it succeeds). */
   private readonly failing = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   /** When the timer fires (Infinity: not set). */
