@@ -27,7 +27,7 @@ export const chatConfigSchema = z.object({
    * At most one frame per room and period: an event after a quiet period goes out at once, events during
    * the period after a frame go out together at its end. At 20 msgs/s and 100 ms that halves the writes
    * and reads and adds at most 100 ms (50 on average); chat is shown held back to the video's latency
-   * anyway (seconds). 0: every event at once.
+   * anyway (seconds). 0: no throttle (events received together still go out together).
    */
   CHAT_BATCH_MS: env.int(100, 0),
   /** Messages a joining client receives (the newest N). */

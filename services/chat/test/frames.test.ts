@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { batchFrame, outgoing, type RetainedEvent } from '../src/rooms/room.js';
+import { waitFor } from '@live/testing';
+import pino from 'pino';
+import { batchFrame, outgoing, type RetainedEvent, Room } from '../src/rooms/room.js';
 
 test('outgoing frames: RFC 6455 unmasked text headers for 7-bit, 16-bit and 64-bit lengths', () => {
   for (const [length, header] of [
@@ -25,4 +27,49 @@ test('a batch is a JSON array of the stored frames, a single event stays itself'
     { type: 'msg', seq: 2 },
     { type: 'msg', seq: 3 },
   ]);
+});
+
+test('events read together go out as one frame, also when a slow fan-out has used up the throttle period', async () => {
+  // The room's delivery logic alone (no NATS: events are handed to it as its consumer would).
+  const room = new Room('fanout', undefined as never, undefined as never, pino({ level: 'silent' }), {
+    retained: 100,
+    batchMs: 100,
+    onDelivered: () => {},
+  });
+  const receive = (seq: number) =>
+    (room as unknown as { receive(data: Uint8Array, streamSeq: number): void }).receive(
+      Buffer.from(
+        JSON.stringify({
+          type: 'msg',
+          seq,
+          ts: Date.now(),
+          user: { id: 'u', name: 'U', role: 'viewer' },
+          text: `m${seq}`,
+        }),
+      ),
+      seq,
+    );
+  const frames: number[][] = [];
+  room.members.add({
+    userId: 'slow',
+    lastSent: 0,
+    deliver: () => assert.fail('events go out as frames'),
+    deliverFrame(frame, lastSeq) {
+      const json = JSON.parse(frame.text.toString()) as { seq: number } | { seq: number }[];
+      frames.push((Array.isArray(json) ? json : [json]).map((e) => e.seq));
+      this.lastSent = lastSeq;
+      // A fan-out to thousands of members: the event loop is busy longer than the throttle period.
+      const until = Date.now() + 150;
+      while (Date.now() < until);
+    },
+  });
+  receive(1);
+  await waitFor(() => frames.length === 1, { what: 'the first frame' });
+  // What queued up during that fan-out is read in one go.
+  receive(2);
+  receive(3);
+  receive(4);
+  await waitFor(() => frames.length === 2, { what: 'the second frame' });
+  assert.deepEqual(frames, [[1], [2, 3, 4]]);
+  await room.stop();
 });
