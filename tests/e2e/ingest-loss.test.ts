@@ -51,16 +51,15 @@ async function watchPlaylist<T>(during: () => Promise<T>): Promise<{ result: T; 
       await new Promise((r) => setTimeout(r, 100));
     }
   })();
+  let result: T;
   try {
-    const result = await during();
-    done = true;
-    await poll;
-    assert.deepEqual(errors, [], 'every playlist load while the ingest was lost');
-    return { result, loads };
+    result = await during();
   } finally {
     done = true;
     await poll;
   }
+  assert.deepEqual(errors, [], 'every playlist load while the ingest was lost');
+  return { result, loads };
 }
 
 test('the ingest holding the stream is SIGKILLed; the streamer reconnects elsewhere; same playlist, no ENDLIST', async () => {
