@@ -42,6 +42,8 @@ interface StandIn {
   refuse: boolean;
   assigns: { streamId: string; epoch: number }[];
   revokes: { streamId: string; epoch?: number }[];
+  /** The streams it runs, by epoch. */
+  running: Map<string, number>;
   /** Heartbeats published so far, and when the last one was. */
   beats: number;
   lastBeatAt: number;
@@ -60,6 +62,7 @@ function standInWorker(id: string, slots: number): StandIn {
     refuse: false,
     assigns: [],
     revokes: [],
+    running: new Map(),
     beats: 0,
     lastBeatAt: 0,
     timer: setInterval(() => beat(), 200),
@@ -71,7 +74,17 @@ function standInWorker(id: string, slots: number): StandIn {
       slots: w.slots,
       free: w.free,
       draining: false,
-      streams: [],
+      // Its streams advance 200 ms of media per beat, as a healthy encoder would (a stream that makes no
+      // progress would be failed over as stalled once the start grace is over).
+      streams: [...w.running].map(([streamId, epoch]) => ({
+        streamId,
+        epoch,
+        state: 'running' as const,
+        frames: (w.beats + 1) * 6,
+        mediaTimeMs: (w.beats + 1) * 200,
+        speed: 1,
+        lastSegmentAt: null,
+      })),
     };
     nc.publish(subjects.transcoderHealth(id), encode(transcoderHeartbeat, hb));
     w.beats++;
@@ -80,20 +93,38 @@ function standInWorker(id: string, slots: number): StandIn {
   nc.subscribe(subjects.ctl.transcoderAssign(id), {
     callback: (_e, m) => {
       const request = JSON.parse(text(m.data)) as { streamId: string; epoch: number };
-      if (w.refuse) {
+      // Like a real worker (services/transcoder's assign endpoint): the same stream at the same epoch
+      // again (a redelivered event after a leader change) is accepted without taking a second slot; a
+      // newer epoch replaces the stream's job; a full worker refuses. The supervisor can offer a slot
+      // the worker no longer has when a heartbeat sent before the worker took its last stream arrives
+      // after the reply.
+      const running = w.running.get(request.streamId);
+      if (running === request.epoch) {
+        m.respond(bytes(JSON.stringify({ accepted: true, workerId: id })));
+        return;
+      }
+      if (w.refuse || (running === undefined && w.free <= 0)) {
         m.respond(bytes('{"error":"no free slot"}'), { headers: serviceError('409', 'no free slot') });
         return;
       }
       w.assigns.push({ streamId: request.streamId, epoch: request.epoch });
-      w.free--;
+      if (running === undefined) w.free--;
+      w.running.set(request.streamId, request.epoch);
       m.respond(bytes(JSON.stringify({ accepted: true, workerId: id })));
     },
   });
   nc.subscribe(subjects.ctl.transcoderRevoke(id), {
     callback: (_e, m) => {
-      w.revokes.push(JSON.parse(text(m.data)));
-      w.free++;
-      m.respond(bytes('{"stopped":true}'));
+      const revoke = JSON.parse(text(m.data)) as { streamId: string; epoch?: number };
+      w.revokes.push(revoke);
+      // Like a real worker: a revoke for another epoch than the one it runs stops nothing.
+      const running = w.running.get(revoke.streamId);
+      const stopped = running !== undefined && (revoke.epoch === undefined || revoke.epoch === running);
+      if (stopped) {
+        w.running.delete(revoke.streamId);
+        w.free++;
+      }
+      m.respond(bytes(JSON.stringify({ stopped })));
     },
   });
   workers.push(w);
