@@ -41,7 +41,8 @@ export const chatAuthor = z.object({ id: userId, name: z.string(), role: z.enum(
 export type ChatAuthor = z.infer<typeof chatAuthor>;
 
 // ---------------------------------------------------------------------------------------------------------
-// Room events: stored in the CHAT stream (subject live.chat.room.<room>) and sent to clients byte for byte.
+// Room events: stored in the CHAT stream (subject live.chat.room.<room>), one per message or several together
+// (chatStoredEvents), and sent to clients as stored.
 // `seq` is the room's own sequence: 1, 2, 3, ... with no gaps (written with compare-and-set on the subject).
 
 const roomEventBase = { seq: z.number().int().positive(), ts: z.number().int() };
@@ -63,6 +64,27 @@ export const chatDeletedEvent = z.object({
 export const chatRoomEvent = z.discriminatedUnion('type', [chatMessageEvent, chatDeletedEvent]);
 export type ChatRoomEvent = z.infer<typeof chatRoomEvent>;
 export type ChatMessageEvent = z.infer<typeof chatMessageEvent>;
+
+/** The most events a pod stores in one message (a group commit); bounds a message at ~0.2 MB of text. */
+export const CHAT_EVENTS_PER_WRITE = 100;
+/**
+ * One message stored on a room's subject: one event, or a JSON array of consecutive events a pod wrote
+ * together (the writes that queued while its previous write was in flight: one JetStream round trip for
+ * all of them). Read as the list of its events.
+ */
+export const chatStoredEvents = z.union([
+  chatRoomEvent.transform((event) => [event]),
+  z
+    .array(chatRoomEvent)
+    .min(1)
+    .max(CHAT_EVENTS_PER_WRITE)
+    .refine(
+      (events) => events.every((e, i) => i === 0 || e.seq === (events[i - 1] as ChatRoomEvent).seq + 1),
+      {
+        message: 'the events of one stored message have consecutive seqs',
+      },
+    ),
+]);
 
 // ---------------------------------------------------------------------------------------------------------
 // Client -> server frames. The first frame must be `join`; a connection that does not join is closed.

@@ -5,7 +5,8 @@ import { buckets, streams, subjects } from './subjects.js';
 const SECOND_NS = 1_000_000_000;
 const HOUR_NS = 3600 * SECOND_NS;
 
-/** Events kept per room in CHAT (and in each pod's memory for the rooms it serves). */
+/** Messages kept per room in CHAT (each one event or a group of them), and events kept in each pod's memory
+ * for the rooms it serves. */
 export const CHAT_ROOM_RETAINED = 1000;
 
 export interface StreamDefinition {
@@ -48,7 +49,7 @@ export const streamDefinitions: StreamDefinition[] = [
   {
     name: streams.chat,
     subjects: [subjects.allChatRooms],
-    // A day of chat, and at most CHAT_ROOM_RETAINED events per room: what history and resume can reach.
+    // A day of chat, and at most CHAT_ROOM_RETAINED messages per room: what history and resume can reach.
     // A pod joining a room reads that room's retained events, so the bound also bounds its start-up.
     maxAgeNs: 24 * HOUR_NS,
     duplicateWindowNs: 2 * 60 * SECOND_NS,

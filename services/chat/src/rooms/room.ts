@@ -1,8 +1,15 @@
 // One chat room on this pod: the members connected here, the room's retained events (read from CHAT with an
 // ordered consumer, which is also how every pod with members receives new ones), and the writer that gives
-// each new event the next room sequence number with compare-and-set on the room's subject.
+// each new event the next room sequence number with compare-and-set on the room's subject (the writes that
+// queue while one is in flight go out together, as one stored message: a group commit).
 import { bytes, decode } from '@live/bus';
-import { type ChatRoomEvent, chatRoomEvent, streams, subjects } from '@live/contracts';
+import {
+  CHAT_EVENTS_PER_WRITE,
+  type ChatRoomEvent,
+  chatStoredEvents,
+  streams,
+  subjects,
+} from '@live/contracts';
 import {
   DeliverPolicy,
   JetStreamApiError,
@@ -14,7 +21,8 @@ import type { Logger } from 'pino';
 /** What a room keeps of an event: its frame, ready to send as is, and what history needs. */
 export interface RetainedEvent {
   seq: number;
-  /** The JSON text stored in CHAT: every client receives exactly these bytes. */
+  /** The event's JSON text (as stored in CHAT, or its element of a stored array): every client receives
+   * exactly these bytes. */
   frame: Buffer;
   event: ChatRoomEvent;
   /** Set when a later `deleted` event removed this message. */
@@ -92,6 +100,12 @@ const WRITE_RETRY_MS = 5000;
 /** After a lost race, wait up to this long (random) before the next try, so two pods stop colliding. */
 const LOST_RACE_BACKOFF_MS = 20;
 
+interface QueuedWrite {
+  build: (seq: number, ts: number) => ChatRoomEvent;
+  resolve: (seq: number) => void;
+  reject: (error: unknown) => void;
+}
+
 export class RoomUnavailableError extends Error {
   constructor(room: string, cause: unknown) {
     super(`room ${room}: cannot store the event (${(cause as Error).message})`, { cause });
@@ -105,7 +119,9 @@ export class Room {
   private readonly events: RetainedEvent[] = [];
   /** The newest event the room knows of: from the consumer or from its own writes (whichever is newer). */
   private head = { seq: 0, streamSeq: 0 };
-  private writes: Promise<unknown> = Promise.resolve();
+  /** Writes waiting for the one in flight to finish (they go out together, in this order). */
+  private queued: QueuedWrite[] = [];
+  private writing = false;
   private stopConsumer: (() => Promise<void>) | undefined;
   readonly ready: Promise<void>;
   private markReady!: () => void;
@@ -164,28 +180,34 @@ export class Room {
   }
 
   private receive(data: Uint8Array, streamSeq: number): void {
-    const decoded = decode(chatRoomEvent, data);
+    const decoded = decode(chatStoredEvents, data);
     if (!decoded.ok) {
       // Only chat pods write room subjects (NATS permissions); an invalid one is logged and skipped.
       this.logger.error({ streamSeq, reason: decoded.reason }, 'invalid room event skipped');
-    } else if (decoded.value.seq > (this.events.at(-1)?.seq ?? 0)) {
-      const event = decoded.value;
-      const retained: RetainedEvent = { seq: event.seq, frame: Buffer.from(data), event };
-      this.events.push(retained);
-      if (this.events.length > this.options.retained) this.events.shift();
-      if (event.type === 'deleted') {
-        const target = this.find(event.target);
-        if (target) target.deleted = true;
+    } else {
+      const single = decoded.value.length === 1;
+      for (const event of decoded.value) {
+        if (event.seq <= (this.events.at(-1)?.seq ?? 0)) continue;
+        // A message holding one event is sent as stored; each event of a stored array as its own JSON text.
+        const frame = single ? Buffer.from(data) : Buffer.from(JSON.stringify(event));
+        const retained: RetainedEvent = { seq: event.seq, frame, event };
+        this.events.push(retained);
+        if (this.events.length > this.options.retained) this.events.shift();
+        if (event.type === 'deleted') {
+          const target = this.find(event.target);
+          if (target) target.deleted = true;
+        }
+        this.pending.push(retained);
       }
-      if (streamSeq > this.head.streamSeq) this.head = { seq: event.seq, streamSeq };
-      this.pending.push(retained);
+      const last = decoded.value.at(-1) as ChatRoomEvent;
+      if (streamSeq > this.head.streamSeq) this.head = { seq: last.seq, streamSeq };
       // A throttle, not a delay: an event after a quiet period goes out at once; while busy, the pending
       // ones go out together CHAT_BATCH_MS after the previous frame. "At once" is the next turn of the event
       // loop, not this call: the events received with this one join it (flushing on the first of them sent
-      // it alone). Measured effect at 10,000 members is small (bench:chat, 10 msgs/s: 1.16 events per frame,
-      // 1.0 before): a fan-out there takes ~100-140 ms, longer than the throttle period, and this pod's own
-      // writes come back one per JetStream round trip, so few events are read together.
-      if (!this.flushTimer) {
+      // it alone). Under load most batching comes from the writer's group commits: a fan-out to 10,000
+      // members takes ~100-140 ms, longer than the throttle period, and the events written meanwhile arrive
+      // as one stored message.
+      if (this.pending.length > 0 && !this.flushTimer) {
         const wait = this.lastFlushAt + this.options.batchMs - Date.now();
         this.flushTimer = setTimeout(() => this.flush(), Math.max(0, wait));
       }
@@ -247,35 +269,61 @@ export class Room {
   }
 
   /**
-   * Stores a new event with the next room seq. Writes from this pod are queued (one at a time per room);
-   * a write that loses the race to another pod reloads the head and tries again. Resolves with the seq.
+   * Stores a new event with the next room seq; resolves with the seq. Writes from this pod go one stored
+   * message at a time per room (its own clients' messages keep their order), and the writes that queue
+   * while one is in flight go together in the next message (up to CHAT_EVENTS_PER_WRITE): a busy pod's
+   * round trip to JetStream is one event-loop turn (a fan-out to thousands of members takes ~100 ms), so
+   * one event per round trip would cap a room at a few events a second and let the queue grow without end.
+   * A write that loses the race to another pod reloads the head and tries again.
    */
   write(build: (seq: number, ts: number) => ChatRoomEvent): Promise<number> {
-    const attempt = this.writes.then(() => this.writeNow(build));
-    this.writes = attempt.catch(() => undefined);
-    return attempt;
+    return new Promise((resolve, reject) => {
+      this.queued.push({ build, resolve, reject });
+      if (!this.writing) void this.writeQueued();
+    });
   }
 
-  private async writeNow(build: (seq: number, ts: number) => ChatRoomEvent): Promise<number> {
+  private async writeQueued(): Promise<void> {
+    this.writing = true;
+    while (this.queued.length > 0) {
+      const group = this.queued.splice(0, CHAT_EVENTS_PER_WRITE);
+      try {
+        const first = await this.writeNow(group.map((w) => w.build));
+        for (const [i, w] of group.entries()) w.resolve(first + i);
+      } catch (error) {
+        for (const w of group) w.reject(error);
+      }
+    }
+    this.writing = false;
+  }
+
+  /** Stores the events as one message (a single event as itself); resolves with the first one's seq. */
+  private async writeNow(builds: QueuedWrite['build'][]): Promise<number> {
     const giveUpAt = Date.now() + WRITE_RETRY_MS;
     for (;;) {
       const { seq, streamSeq } = this.head;
-      const event = build(seq + 1, Date.now());
+      const ts = Date.now();
+      const events = builds.map((build, i) => build(seq + 1 + i, ts));
+      const last = events.at(-1) as ChatRoomEvent;
       try {
-        const ack = await this.js.publish(this.subject, bytes(JSON.stringify(event)), {
-          // Compare-and-set on the room's subject: the write only lands if the room's last event is still
-          // the one we numbered after, so two pods can never store the same seq.
-          expect: { lastSubjectSequence: streamSeq },
-          timeout: 5000,
-        });
-        if (ack.seq > this.head.streamSeq) this.head = { seq: event.seq, streamSeq: ack.seq };
-        return event.seq;
+        const ack = await this.js.publish(
+          this.subject,
+          bytes(JSON.stringify(events.length === 1 ? events[0] : events)),
+          {
+            // Compare-and-set on the room's subject: the write only lands if the room's last event is
+            // still the one we numbered after, so two pods can never store the same seq.
+            expect: { lastSubjectSequence: streamSeq },
+            timeout: 5000,
+          },
+        );
+        if (ack.seq > this.head.streamSeq) this.head = { seq: last.seq, streamSeq: ack.seq };
+        return seq + 1;
       } catch (error) {
         const lostRace = error instanceof JetStreamApiError && error.code === WRONG_LAST_SEQUENCE;
         if (!lostRace || Date.now() >= giveUpAt) throw new RoomUnavailableError(this.id, error);
         await new Promise((resolve) => setTimeout(resolve, Math.random() * LOST_RACE_BACKOFF_MS));
-        const last = await this.lastStored().catch(() => undefined);
-        if (last && last.streamSeq > this.head.streamSeq) this.head = last;
+        const stored = await this.lastStored().catch(() => undefined);
+        if (stored && stored.streamSeq > this.head.streamSeq) this.head = stored;
       }
     }
   }
@@ -283,8 +331,8 @@ export class Room {
   private async lastStored(): Promise<{ seq: number; streamSeq: number } | undefined> {
     const stored = await this.jsm.streams.getMessage(streams.chat, { last_by_subj: this.subject });
     if (!stored) return undefined;
-    const decoded = decode(chatRoomEvent, stored.data);
+    const decoded = decode(chatStoredEvents, stored.data);
     if (!decoded.ok) throw new Error(`room ${this.id}: its last stored event is invalid: ${decoded.reason}`);
-    return { seq: decoded.value.seq, streamSeq: stored.seq };
+    return { seq: (decoded.value.at(-1) as ChatRoomEvent).seq, streamSeq: stored.seq };
   }
 }
