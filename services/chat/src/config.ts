@@ -24,10 +24,11 @@ export const chatConfigSchema = z.object({
   /** Local mode: POST /api/chat/token {"room"} on the chat port hands out guest viewer tokens. Off in production. */
   CHAT_GUEST_TOKENS: env.bool(false),
   /**
-   * At most one frame per room and period: an event after a quiet period goes out at once, events during
-   * the period after a frame go out together at its end. At 20 msgs/s and 100 ms that halves the writes
-   * and reads and adds at most 100 ms (50 on average); chat is shown held back to the video's latency
-   * anyway (seconds). 0: no throttle (events received together still go out together).
+   * A room's delivery sweeps start at most once per period: an event after a quiet period goes out at
+   * once, events during the period after a sweep started go out together in the next one (about one frame
+   * per client per period). At 20 msgs/s and 100 ms that halves the writes and reads and adds at most
+   * 100 ms (50 on average); chat is shown held back to the video's latency anyway (seconds). 0: no
+   * throttle (events received together still go out together).
    */
   CHAT_BATCH_MS: env.int(100, 0),
   /** Messages a joining client receives (the newest N). */

@@ -73,3 +73,56 @@ test('events read together go out as one frame, also when a slow fan-out has use
   assert.deepEqual(frames, [[1], [2, 3, 4]]);
   await room.stop();
 });
+
+test('a sweep over many members lets the event loop run between chunks: an event arriving mid-sweep reaches the members not yet visited in the same frame', async () => {
+  const room = new Room('sweep', undefined as never, undefined as never, pino({ level: 'silent' }), {
+    retained: 100,
+    batchMs: 100,
+    onDelivered: () => {},
+  });
+  const receive = (seq: number) =>
+    (room as unknown as { receive(data: Uint8Array, streamSeq: number): void }).receive(
+      Buffer.from(
+        JSON.stringify({
+          type: 'msg',
+          seq,
+          ts: Date.now(),
+          user: { id: 'u', name: 'U', role: 'viewer' },
+          text: 'x',
+        }),
+      ),
+      seq,
+    );
+  // More members than one chunk, each write slow enough that a sweep takes ~200 ms.
+  const members = Array.from({ length: 2000 }, (_, i) => {
+    const frames: number[][] = [];
+    const member = {
+      userId: `m${i}`,
+      lastSent: 0,
+      frames,
+      deliver: () => assert.fail('events go out as frames'),
+      deliverFrame(frame: { text: Buffer }, lastSeq: number) {
+        const json = JSON.parse(frame.text.toString()) as { seq: number } | { seq: number }[];
+        frames.push((Array.isArray(json) ? json : [json]).map((e) => e.seq));
+        member.lastSent = lastSeq;
+        const until = performance.now() + 0.1;
+        while (performance.now() < until);
+      },
+    };
+    room.members.add(member);
+    return member;
+  });
+  const first = members[0] as (typeof members)[number];
+  const last = members.at(-1) as (typeof members)[number];
+  receive(1);
+  // waitFor's own timer only runs between chunks: the sweep has begun and is not done.
+  await waitFor(() => first.frames.length === 1, { intervalMs: 1, what: 'the first member to get event 1' });
+  assert.equal(last.frames.length, 0, 'the sweep is still on its way when the event loop runs');
+  receive(2);
+  await waitFor(() => members.every((m) => m.lastSent === 2), { what: 'every member to get event 2' });
+  for (const m of members)
+    assert.deepEqual(m.frames.flat(), [1, 2], `${m.userId} gets each event once, in order`);
+  assert.deepEqual(first.frames, [[1], [2]]);
+  assert.deepEqual(last.frames, [[1, 2]], 'the last member gets both events in one frame');
+  await room.stop();
+});

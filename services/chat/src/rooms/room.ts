@@ -89,6 +89,12 @@ export function batchFrame(events: RetainedEvent[]): Buffer {
   return Buffer.concat(parts);
 }
 
+/**
+ * Members a delivery sweep writes to before it lets the event loop read its sockets: ~5 ms of writes here,
+ * so a room's writes, acks and new events wait at most that long behind a sweep (not ~140 ms for 10,000).
+ */
+const SWEEP_CHUNK = 500;
+
 const WRONG_LAST_SEQUENCE = 10071;
 /**
  * How long a room write keeps retrying a lost compare-and-set race before it gives up. Losing means another
@@ -127,10 +133,13 @@ export class Room {
   private markReady!: () => void;
   private readyAt = 0;
   private readonly subject: string;
-  /** Received, not yet sent to the members (batching). */
-  private pending: RetainedEvent[] = [];
-  private flushTimer: NodeJS.Timeout | undefined;
-  private lastFlushAt = 0;
+  /** The delivery sweep in progress: the members it visits, in order, and the next one to visit. */
+  private sweep: { members: RoomMember[]; next: number; newestAtStart: number } | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepImmediate: NodeJS.Immediate | undefined;
+  private lastSweepAt = 0;
+  /** Frames built in this sweep, by the seqs they hold (`<after>:<newest>`): members at the same point share one. */
+  private readonly frames = new Map<string, { frame: OutgoingFrame; events: number }>();
 
   constructor(
     readonly id: string,
@@ -175,7 +184,9 @@ export class Room {
   }
 
   async stop(): Promise<void> {
-    clearTimeout(this.flushTimer);
+    clearTimeout(this.sweepTimer);
+    if (this.sweepImmediate) clearImmediate(this.sweepImmediate);
+    this.sweep = undefined;
     await this.stopConsumer?.();
   }
 
@@ -186,62 +197,90 @@ export class Room {
       this.logger.error({ streamSeq, reason: decoded.reason }, 'invalid room event skipped');
     } else {
       const single = decoded.value.length === 1;
+      let added = false;
       for (const event of decoded.value) {
         if (event.seq <= (this.events.at(-1)?.seq ?? 0)) continue;
         // A message holding one event is sent as stored; each event of a stored array as its own JSON text.
         const frame = single ? Buffer.from(data) : Buffer.from(JSON.stringify(event));
-        const retained: RetainedEvent = { seq: event.seq, frame, event };
-        this.events.push(retained);
+        this.events.push({ seq: event.seq, frame, event });
         if (this.events.length > this.options.retained) this.events.shift();
         if (event.type === 'deleted') {
           const target = this.find(event.target);
           if (target) target.deleted = true;
         }
-        this.pending.push(retained);
+        added = true;
       }
       const last = decoded.value.at(-1) as ChatRoomEvent;
       if (streamSeq > this.head.streamSeq) this.head = { seq: last.seq, streamSeq };
-      // A throttle, not a delay: an event after a quiet period goes out at once; while busy, the pending
-      // ones go out together CHAT_BATCH_MS after the previous frame. "At once" is the next turn of the event
-      // loop, not this call: the events received with this one join it (flushing on the first of them sent
-      // it alone). Under load most batching comes from the writer's group commits: a fan-out to 10,000
-      // members takes ~100-140 ms, longer than the throttle period, and the events written meanwhile arrive
-      // as one stored message.
-      if (this.pending.length > 0 && !this.flushTimer) {
-        const wait = this.lastFlushAt + this.options.batchMs - Date.now();
-        this.flushTimer = setTimeout(() => this.flush(), Math.max(0, wait));
-      }
+      if (added) this.wake();
     }
     if (streamSeq >= this.readyAt) this.markReady();
   }
 
   /**
-   * Sends the pending events: one frame built once and written to every member (a member that already has
-   * some of them, after a resume, gets its own smaller frame). A client gets at most one frame per
-   * CHAT_BATCH_MS however busy the room: fewer writes for the pod, fewer reads for the client.
+   * New events go out by sweeps over the members: in chunks of SWEEP_CHUNK, each member is sent one frame
+   * with everything newer than what it has (built once per distinct range and shared: a frame to thousands
+   * of members). A throttle, not a delay: after a quiet period a sweep starts at once ("at once" is the next
+   * turn of the event loop, so events read together go out together); while busy, a sweep starts at most
+   * once per CHAT_BATCH_MS, so a client gets about one frame per CHAT_BATCH_MS however busy the room.
+   * Between chunks the event loop reads its sockets: a sweep over 10,000 members takes ~100-140 ms here,
+   * and in one piece it held up the room's writes, their acks and the next events for that long (each a
+   * turn: p99 595 ms at 20 msgs/s); now an event reaches a member at most about one sweep after it arrives.
    */
-  private flush(): void {
-    this.flushTimer = undefined;
-    this.lastFlushAt = Date.now();
-    const events = this.pending;
-    this.pending = [];
-    const first = events[0]?.seq;
-    const last = events.at(-1)?.seq;
-    if (first === undefined || last === undefined) return;
-    const frame = outgoing(batchFrame(events));
+  private wake(): void {
+    // A sweep in progress reaches its remaining members with the new events and ends by waking again
+    // (for the members it had already visited).
+    if (this.sweep || this.sweepTimer) return;
+    const wait = this.lastSweepAt + this.options.batchMs - Date.now();
+    this.sweepTimer = setTimeout(
+      () => {
+        this.sweepTimer = undefined;
+        this.lastSweepAt = Date.now();
+        this.frames.clear();
+        this.sweep = { members: [...this.members], next: 0, newestAtStart: this.newestSeq };
+        this.sweepOn();
+      },
+      Math.max(0, wait),
+    );
+  }
+
+  private sweepOn(): void {
+    this.sweepImmediate = undefined;
+    const sweep = this.sweep;
+    if (!sweep) return;
+    const newest = this.newestSeq;
+    const end = Math.min(sweep.next + SWEEP_CHUNK, sweep.members.length);
     let deliveries = 0;
-    for (const member of this.members) {
-      if (member.lastSent >= last) continue;
-      if (member.lastSent < first) {
-        member.deliverFrame(frame, last);
-        deliveries += events.length;
-      } else {
-        const missing = events.filter((e) => e.seq > member.lastSent);
-        member.deliverFrame(outgoing(batchFrame(missing)), last);
-        deliveries += missing.length;
-      }
+    for (; sweep.next < end; sweep.next++) {
+      const member = sweep.members[sweep.next] as RoomMember;
+      if (member.lastSent >= newest || !this.members.has(member)) continue;
+      const { frame, events } = this.frameAfter(member.lastSent, newest);
+      if (events === 0) continue;
+      member.deliverFrame(frame, newest);
+      deliveries += events;
     }
     this.options.onDelivered(deliveries);
+    if (sweep.next < sweep.members.length) {
+      this.sweepImmediate = setImmediate(() => this.sweepOn());
+      return;
+    }
+    this.sweep = undefined;
+    if (this.newestSeq > sweep.newestAtStart) this.wake();
+  }
+
+  /** One frame with the retained events after `after` up to `newest`, shared by every member at `after`. */
+  private frameAfter(after: number, newest: number): { frame: OutgoingFrame; events: number } {
+    const key = `${after}:${newest}`;
+    let built = this.frames.get(key);
+    if (!built) {
+      // A member more than the retained events behind (a burst past CHAT_ROOM_RETAINED within one sweep)
+      // gets what is retained; the seqs show it the gap, and it can resume or reload.
+      const from = Math.max(0, after + 1 - (this.events[0]?.seq ?? after + 1));
+      const events = this.events.slice(from).filter((e) => e.seq > after && e.seq <= newest);
+      built = { frame: outgoing(batchFrame(events)), events: events.length };
+      this.frames.set(key, built);
+    }
+    return built;
   }
 
   find(seq: number): RetainedEvent | undefined {
