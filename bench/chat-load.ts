@@ -84,6 +84,8 @@ function countOther(kind: string): void {
 interface Conn {
   send(text: string): void;
   close(): void;
+  /** Joined and not closed since. */
+  isOpen(): boolean;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -171,7 +173,11 @@ async function openChat(userId: string, parse: boolean, latency: boolean): Promi
       welcomed = true;
       open++;
       ws.on('message', parse ? parsed : count);
-      resolve({ send: (text) => ws.send(JSON.stringify({ type: 'send', text })), close: () => ws.close() });
+      resolve({
+        send: (text) => ws.send(JSON.stringify({ type: 'send', text })),
+        close: () => ws.close(),
+        isOpen: () => ws.readyState === WebSocket.OPEN,
+      });
     };
     ws.on('message', handshake);
   });
@@ -218,7 +224,11 @@ function openSocketIo(userId: string, parse: boolean, latency: boolean): Promise
     socket.once('connect', () => {
       connected = true;
       open++;
-      resolve({ send: (text) => socket.emit('send', text), close: () => socket.close() });
+      resolve({
+        send: (text) => socket.emit('send', text),
+        close: () => socket.close(),
+        isOpen: () => socket.connected,
+      });
     });
   });
 }
@@ -291,6 +301,7 @@ function openSocketIoWs(userId: string, parse: boolean, latency: boolean): Promi
       resolve({
         send: (t) => ws.send(`42${JSON.stringify(['send', t])}`),
         close: () => ws.close(),
+        isOpen: () => ws.readyState === WebSocket.OPEN,
       });
     };
     ws.on('message', handshake);
@@ -299,15 +310,19 @@ function openSocketIoWs(userId: string, parse: boolean, latency: boolean): Promi
 
 // ---------------------------------------------------------------------------------------------------------
 
+/** This process's connections by slot (0 .. count-1); a slot is opened again after a loss on `reconnect`. */
 const conns: Conn[] = [];
 let sampled = 0;
 
-async function connectAll(): Promise<void> {
+/** Opens the given slots, `concurrency` at a time; returns how many opened and failed. */
+async function openSlots(slots: number[]): Promise<{ opened: number; failed: number }> {
   let next = 0;
-  const progress = setInterval(() => send({ type: 'progress', joined, failed }), 500);
+  let opened = 0;
+  let failedHere = 0;
   const worker = async () => {
-    while (next < count) {
-      const i = first + next++;
+    while (next < slots.length) {
+      const slot = slots[next++] as number;
+      const i = first + slot;
       const isSampled = !senders && i % sample === 0;
       const userId = senders ? `sender-${i}` : `viewer-${i}`;
       try {
@@ -317,18 +332,32 @@ async function connectAll(): Promise<void> {
             : client === 'ws'
               ? await openSocketIoWs(userId, senders || isSampled, isSampled)
               : await openSocketIo(userId, senders || isSampled, isSampled);
-        conns.push(conn);
-        joined++;
-        if (isSampled) sampled++;
+        if (isSampled && conns[slot] === undefined) sampled++;
+        conns[slot] = conn;
+        opened++;
       } catch (error) {
-        failed++;
+        failedHere++;
         noteError(error instanceof Error ? error.message : String(error));
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  await Promise.all(Array.from({ length: Math.min(concurrency, slots.length) }, worker));
+  return { opened, failed: failedHere };
+}
+
+async function connectAll(): Promise<void> {
+  const progress = setInterval(() => send({ type: 'progress', joined, failed }), 500);
+  const result = await openSlots(Array.from({ length: count }, (_, slot) => slot));
+  joined += result.opened;
+  failed += result.failed;
   clearInterval(progress);
   send({ type: 'connected', joined, failed, errors });
+}
+
+async function reconnectLost(): Promise<void> {
+  const lost = Array.from({ length: count }, (_, slot) => slot).filter((slot) => !conns[slot]?.isOpen());
+  const result = await openSlots(lost);
+  send({ type: 'reconnected', reopened: result.opened, failed: result.failed });
 }
 
 // Senders: messages spread evenly in time, round-robin over the sender connections.
@@ -336,7 +365,9 @@ let sendTimer: NodeJS.Timeout | undefined;
 let skipped = 0;
 function setRate(rate: number, phase: number): void {
   clearTimeout(sendTimer);
-  if (rate <= 0 || conns.length === 0) return;
+  // Slots that never connected are holes in `conns`.
+  const live = conns.filter((conn): conn is Conn => conn !== undefined);
+  if (rate <= 0 || live.length === 0) return;
   const interval = 1000 / rate;
   let due = performance.now();
   let k = 0;
@@ -349,7 +380,7 @@ function setRate(rate: number, phase: number): void {
       due += missed * interval;
     }
     while (due <= t) {
-      (conns[k++ % conns.length] as Conn).send(`${phase}:${now()}`);
+      (live[k++ % live.length] as Conn).send(`${phase}:${now()}`);
       sent[phase] = (sent[phase] ?? 0) + 1;
       due += interval;
     }
@@ -387,12 +418,15 @@ process.on('message', (command: Command) => {
     case 'rate':
       setRate(command.rate, command.phase);
       break;
+    case 'reconnect':
+      void reconnectLost();
+      break;
     case 'snapshot':
       send({ type: 'snapshot', id: command.id, ...snapshot(command.hist) });
       break;
     case 'exit':
       clearTimeout(sendTimer);
-      for (const conn of conns) conn.close();
+      for (const conn of conns) conn?.close();
       setTimeout(() => process.exit(0), 200);
       break;
   }

@@ -10,6 +10,8 @@ export type Command =
   | { type: 'connect'; secret: string }
   /** Senders only: send `rate` messages/s in total (0 stops), tagged with `phase`. */
   | { type: 'rate'; rate: number; phase: number }
+  /** Open again the connections that closed (a failed step dropped them), so the next step has them all. */
+  | { type: 'reconnect' }
   /** Counters so far; `hist`: include the latency histogram of that phase. */
   | { type: 'snapshot'; id: number; hist?: number }
   | { type: 'exit' };
@@ -45,6 +47,7 @@ export type Report =
   | { type: 'ready' }
   | { type: 'progress'; joined: number; failed: number }
   | { type: 'connected'; joined: number; failed: number; errors: string[] }
+  | { type: 'reconnected'; reopened: number; failed: number }
   | ({ type: 'snapshot'; id: number } & Snapshot);
 
 const FINE = 10_000; // 0.1 ms buckets below 1 s

@@ -6,6 +6,9 @@
 // RSS), after an unmeasured warm-up at the same rate; then a ramp from the target rate by x1.41 steps, up
 // while a step passes (p99 <= 200 ms and deliveries >= 95 % of sent x connections, no disconnects), down
 // while it fails; the highest passing step's deliveries/s is the "max delivery rate at p99 <= 200 ms".
+// Every step starts with all the connections that joined: those a failed step dropped are opened again.
+// A server that passes no step down to the lowest (>= 1 msg/s) has its max below that step's expected
+// deliveries/s, so the ratio against it is a lower bound (">").
 // Targets (chat issue): 10,000 connections at 20 msgs/s (200,000 deliveries/s) with p99 <= 200 ms,
 // <= 20 KB RSS per idle connection, >= 2x Socket.IO's max delivery rate at p99 <= 200 ms.
 //   npm run bench:chat -- [--connections 10000] [--rate 20] [--seconds 15] [--only ours|socketio] [--quick]
@@ -352,6 +355,11 @@ interface ServerResult {
   maxRateAtP99: number;
   /** No step above the best one failed (--max-steps ran out going up): the real maximum is higher. */
   maxIsLowerBound: boolean;
+  /**
+   * No step passed: the expected deliveries/s of the lowest step tried (rate x connections). The max at
+   * p99 <= 200 ms is below it, so it bounds the ratio from below.
+   */
+  noStepPassedAt: number | null;
   closed: Record<string, number>;
   otherFrames: Record<string, number>;
   clientErrors: string[];
@@ -450,8 +458,30 @@ async function runServer(target: Target, secret: string): Promise<ServerResult> 
       last = now;
     }
   };
+  /**
+   * A failed step can drop connections (Socket.IO's ping timeouts under overload). Each step starts with
+   * every connection that joined: the lost ones are opened again first (and the room settles), else the
+   * steps after a failure would measure a smaller room, or none.
+   */
+  const restoreConnections = async () => {
+    const lost = joined - sum((await snapshotAll()).map((s) => s.open));
+    if (lost <= 0) return;
+    log(`  reconnecting ${lost} connections dropped in the last step...`);
+    const results = await Promise.all(
+      loads.map((load) => {
+        const done = load.wait<'reconnected'>('reconnected', connectTimeout);
+        load.command({ type: 'reconnect' });
+        return done;
+      }),
+    );
+    const reopened = sum(results.map((r) => r.reopened));
+    const failedAgain = sum(results.map((r) => r.failed));
+    log(`  ${reopened} reconnected, ${failedAgain} failed`);
+    await settle();
+  };
   let phaseNo = 0;
   const runPhase = async (rate: number, seconds: number): Promise<PhaseResult> => {
+    await restoreConnections();
     const phase = ++phaseNo;
     const s0 = await snapshotAll();
     const openAtStart = sum(s0.map((s) => s.open));
@@ -643,6 +673,10 @@ async function runServer(target: Target, secret: string): Promise<ServerResult> 
     maxDeliveriesPerSecAtP99: best?.deliveriesPerSec ?? 0,
     maxRateAtP99: best?.targetRate ?? 0,
     maxIsLowerBound: best !== undefined && failedAbove === undefined,
+    noStepPassedAt:
+      best === undefined
+        ? Math.min(...ramp.map((p) => p.expectedDeliveriesPerSec ?? Number.POSITIVE_INFINITY))
+        : null,
     closed,
     otherFrames: other,
     clientErrors: [...new Set(final.flatMap((s) => s.errors))],
@@ -758,18 +792,30 @@ try {
 }
 
 const { ours, socketio } = results;
+/** Socket.IO passed no step, down to its lowest: its max is below that step's expected deliveries/s. */
+const socketioBelow =
+  socketio &&
+  socketio.maxDeliveriesPerSecAtP99 === 0 &&
+  Number.isFinite(socketio.noStepPassedAt ?? Number.NaN)
+    ? (socketio.noStepPassedAt as number)
+    : null;
 const ratio =
   ours && socketio && socketio.maxDeliveriesPerSecAtP99 > 0
     ? ours.maxDeliveriesPerSecAtP99 / socketio.maxDeliveriesPerSecAtP99
-    : null;
+    : ours && ours.maxDeliveriesPerSecAtP99 > 0 && socketioBelow
+      ? ours.maxDeliveriesPerSecAtP99 / socketioBelow
+      : null;
 /** When a ramp ran out of steps before failing, its maximum (and so the ratio) is only a bound. */
-const ratioBound = ours?.maxIsLowerBound
-  ? socketio?.maxIsLowerBound
-    ? '?'
-    : '>='
-  : socketio?.maxIsLowerBound
-    ? '<='
-    : '';
+const ratioBound =
+  socketioBelow !== null
+    ? '>'
+    : ours?.maxIsLowerBound
+      ? socketio?.maxIsLowerBound
+        ? '?'
+        : '>='
+      : socketio?.maxIsLowerBound
+        ? '<='
+        : '';
 const ratioText =
   ratio === null
     ? ours && socketio
@@ -789,7 +835,7 @@ const checks: Record<string, boolean | string> = {
   [`>= 2x Socket.IO's max deliveries/s at p99 <= ${P99_LIMIT_MS} ms`]:
     ratio === null
       ? 'not measured'
-      : ratio >= 2 && (ratioBound === '' || ratioBound === '>=')
+      : ratio >= 2 && (ratioBound === '' || ratioBound === '>=' || ratioBound === '>')
         ? true
         : ratio < 2 && (ratioBound === '' || ratioBound === '<=')
           ? false
@@ -831,9 +877,10 @@ if (servers.length > 0) {
       steady('  rest of the machine CPU (cores)', (p) => p.restCpuCores),
       steady('  disconnects', (p) => p.disconnects, '0'),
       steady('  result', (p) => (p.pass ? 'pass' : 'FAIL')),
-      row(
-        `max deliveries/s at p99 <= ${P99_LIMIT_MS} ms`,
-        (r) => `${r.maxIsLowerBound ? '>= ' : ''}${r.maxDeliveriesPerSecAtP99}`,
+      row(`max deliveries/s at p99 <= ${P99_LIMIT_MS} ms`, (r) =>
+        r.noStepPassedAt !== null
+          ? `< ${r.noStepPassedAt} (no step passed)`
+          : `${r.maxIsLowerBound ? '>= ' : ''}${r.maxDeliveriesPerSecAtP99}`,
       ),
       row('  at msgs/s', (r) => r.maxRateAtP99),
       ['ratio ours / Socket.IO', ...servers.map((r) => (r === ours ? ratioText : '')), '>= 2'],
