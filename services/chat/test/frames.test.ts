@@ -29,9 +29,9 @@ test('a batch is a JSON array of the stored frames, a single event stays itself'
   ]);
 });
 
-test('events read together go out as one frame, also when a slow fan-out has used up the throttle period', async () => {
-  // The room's delivery logic alone (no NATS: events are handed to it as its consumer would).
-  const room = new Room('fanout', undefined as never, undefined as never, pino({ level: 'silent' }), {
+/** The room's delivery logic alone (no NATS): `receive(seq)` hands it an event as its consumer would. */
+function deliveryOnly(id: string) {
+  const room = new Room(id, undefined as never, undefined as never, pino({ level: 'silent' }), {
     retained: 100,
     batchMs: 100,
     onDelivered: () => {},
@@ -49,6 +49,11 @@ test('events read together go out as one frame, also when a slow fan-out has use
       ),
       seq,
     );
+  return { room, receive };
+}
+
+test('events read together go out as one frame, also when a slow fan-out has used up the throttle period', async () => {
+  const { room, receive } = deliveryOnly('fanout');
   const frames: number[][] = [];
   room.members.add({
     userId: 'slow',
@@ -75,24 +80,7 @@ test('events read together go out as one frame, also when a slow fan-out has use
 });
 
 test('a sweep over many members lets the event loop run between chunks: an event arriving mid-sweep reaches the members not yet visited in the same frame', async () => {
-  const room = new Room('sweep', undefined as never, undefined as never, pino({ level: 'silent' }), {
-    retained: 100,
-    batchMs: 100,
-    onDelivered: () => {},
-  });
-  const receive = (seq: number) =>
-    (room as unknown as { receive(data: Uint8Array, streamSeq: number): void }).receive(
-      Buffer.from(
-        JSON.stringify({
-          type: 'msg',
-          seq,
-          ts: Date.now(),
-          user: { id: 'u', name: 'U', role: 'viewer' },
-          text: 'x',
-        }),
-      ),
-      seq,
-    );
+  const { room, receive } = deliveryOnly('sweep');
   // More members than one chunk, each write slow enough that a sweep takes ~200 ms.
   const members = Array.from({ length: 2000 }, (_, i) => {
     const frames: number[][] = [];
