@@ -38,7 +38,8 @@ const events: LifecycleEvent[] = [];
 interface StandIn {
   id: string;
   slots: number;
-  free: number;
+  /** Slots not running a stream (what its heartbeat reports). */
+  readonly free: number;
   refuse: boolean;
   assigns: { streamId: string; epoch: number }[];
   revokes: { streamId: string; epoch?: number }[];
@@ -58,7 +59,9 @@ function standInWorker(id: string, slots: number): StandIn {
   const w: StandIn = {
     id,
     slots,
-    free: slots,
+    get free() {
+      return this.slots - this.running.size;
+    },
     refuse: false,
     assigns: [],
     revokes: [],
@@ -108,7 +111,6 @@ function standInWorker(id: string, slots: number): StandIn {
         return;
       }
       w.assigns.push({ streamId: request.streamId, epoch: request.epoch });
-      if (running === undefined) w.free--;
       w.running.set(request.streamId, request.epoch);
       m.respond(bytes(JSON.stringify({ accepted: true, workerId: id })));
     },
@@ -120,10 +122,7 @@ function standInWorker(id: string, slots: number): StandIn {
       // Like a real worker: a revoke for another epoch than the one it runs stops nothing.
       const running = w.running.get(revoke.streamId);
       const stopped = running !== undefined && (revoke.epoch === undefined || revoke.epoch === running);
-      if (stopped) {
-        w.running.delete(revoke.streamId);
-        w.free++;
-      }
+      if (stopped) w.running.delete(revoke.streamId);
       m.respond(bytes(JSON.stringify({ stopped })));
     },
   });

@@ -276,7 +276,8 @@ export class Room {
       // A member more than the retained events behind (a burst past CHAT_ROOM_RETAINED within one sweep)
       // gets what is retained; the seqs show it the gap, and it can resume or reload.
       const from = Math.max(0, after + 1 - (this.events[0]?.seq ?? after + 1));
-      const events = this.events.slice(from).filter((e) => e.seq > after && e.seq <= newest);
+      // `newest` is the last retained event's seq, so the slice ends there.
+      const events = this.events.slice(from).filter((e) => e.seq > after);
       built = { frame: outgoing(batchFrame(events)), events: events.length };
       this.frames.set(key, built);
     }
