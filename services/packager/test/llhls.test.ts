@@ -371,3 +371,34 @@ test('request adapter: query directives to status, headers and playlist', async 
   assert.equal(timeout.headers['retry-after'], '1');
   assert.deepEqual(defaultUris('x').segment(3, 4), '3/x/seg_4.m4s');
 });
+
+test('a playlist with no complete segment yet (a new stream) is held until it has one: players see no segment in parts alone', async () => {
+  const stream = newStream();
+  const playlist = stream.rendition('360p');
+  const feeder = new Feeder(playlist);
+  feeder.parts(3); // parts 0-2 of segment 0, which is still being cut
+  const q = (s: string) => new URLSearchParams(s);
+  let settled = false;
+  const plain = playlistResponse(stream, '360p', q('')).then((r) => {
+    settled = true;
+    return r;
+  });
+  const blocking = playlistResponse(stream, '360p', q('_HLS_msn=0&_HLS_part=2'));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(settled, false, 'held while the playlist has only parts');
+  feeder.parts(3); // parts 3-4, then part 0 of segment 1 completes segment 0
+  for (const response of [await plain, await blocking]) {
+    assert.equal(response.status, 200);
+    assert.match(
+      response.body,
+      /^#EXTINF:1,\n1\/360p\/seg_0\.m4s$/m,
+      'the answer lists the complete segment',
+    );
+  }
+  const waiting = newStream();
+  new Feeder(waiting.rendition('360p')).parts(2);
+  const timeout = await playlistResponse(waiting, '360p', q(''), 100);
+  assert.equal(timeout.status, 503, 'a stream stuck in its first segment: Service Unavailable, retry');
+  assert.equal(timeout.headers['retry-after'], '1');
+  assert.match(timeout.body, /360p: a first segment did not appear within 100 ms/);
+});

@@ -7,6 +7,9 @@
 //   part that satisfies it.
 // - Not held: once the playlist has ENDLIST (M5), or when the condition already holds (also for segments
 //   that left the window: M4 asks for the whole playlist then).
+// - Held, with or without directives: a playlist with no complete segment yet (the first second of a
+//   stream), until it has one. Its parts alone belong to a segment still being cut, and players see no
+//   segment in it: hls.js reports levelEmptyError (an error event every viewer of a new stream would get).
 // - 400 at once (S1): _HLS_msn more than 2 beyond the last complete segment, or _HLS_part more than the
 //   Advance Part Limit (3 / PART-TARGET parts if PART-TARGET < 1 s, else 3) beyond the newest part; and
 //   _HLS_part without _HLS_msn (M6).
@@ -70,9 +73,33 @@ export function waitFor(
       );
     }
   }
+  return until(
+    playlist,
+    () => satisfies(playlist, msn, part),
+    part === undefined ? `segment ${msn}` : `part ${part} of segment ${msn}`,
+    timeoutMs,
+  );
+}
+
+/** Resolves once the playlist has a complete segment (or ENDLIST); rejects with 503 after `timeoutMs`. */
+export function waitForFirstSegment(
+  playlist: LlRenditionPlaylist,
+  timeoutMs = 3 * playlist.targetDuration * 1000,
+): Promise<void> {
+  return until(playlist, () => playlist.ended || playlist.segments.length > 0, 'a first segment', timeoutMs);
+}
+
+/** Resolves when `ready()` holds, checked on every change of the playlist; 503 after `timeoutMs`. */
+function until(
+  playlist: LlRenditionPlaylist,
+  ready: () => boolean,
+  what: string,
+  timeoutMs: number,
+): Promise<void> {
+  if (ready()) return Promise.resolve();
   return new Promise<void>((resolve, reject) => {
     const check = () => {
-      if (!satisfies(playlist, msn, part)) return;
+      if (!ready()) return;
       done();
       resolve();
     };
@@ -80,11 +107,7 @@ export function waitFor(
     const timer = setTimeout(() => {
       done();
       reject(
-        new PlaylistRequestError(
-          503,
-          `${playlist.rendition}: ${part === undefined ? `segment ${msn}` : `part ${part} of segment ${msn}`} ` +
-            `did not appear within ${timeoutMs} ms`,
-        ),
+        new PlaylistRequestError(503, `${playlist.rendition}: ${what} did not appear within ${timeoutMs} ms`),
       );
     }, timeoutMs);
     const done = () => {
@@ -133,22 +156,23 @@ export async function playlistResponse(
   if (partParam !== null && msnParam === null) return error(400, '_HLS_part without _HLS_msn');
   if (skipParam !== null && skipParam !== 'YES' && skipParam !== 'v2')
     return error(400, '_HLS_skip must be YES or v2');
-  if (msnParam !== null) {
-    try {
+  try {
+    if (msnParam !== null) {
       await waitFor(
         playlist,
         Number(msnParam),
         partParam === null ? undefined : Number(partParam),
         timeoutMs,
       );
-    } catch (e) {
-      if (e instanceof PlaylistRequestError) {
-        const response = error(e.status, e.message);
-        if (e.status === 503) response.headers['retry-after'] = '1';
-        return response;
-      }
-      throw e;
     }
+    await waitForFirstSegment(playlist, timeoutMs);
+  } catch (e) {
+    if (e instanceof PlaylistRequestError) {
+      const response = error(e.status, e.message);
+      if (e.status === 503) response.headers['retry-after'] = '1';
+      return response;
+    }
+    throw e;
   }
   return {
     status: 200,
