@@ -12,6 +12,7 @@ import { createKeyReply, lifecycleEvent, revokeKeyReply, subjects } from '@live/
 import {
   type Child,
   natsServerBinary,
+  natsServerEnv,
   repoRoot,
   serviceCommand,
   startChild,
@@ -147,6 +148,7 @@ async function main(): Promise<void> {
   const nats = startChild({
     name: 'nats',
     command: natsServerBinary(),
+    env: natsServerEnv(),
     args: [
       '-a',
       '127.0.0.1',

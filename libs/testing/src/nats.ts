@@ -31,6 +31,15 @@ export function natsServerBinary(): string {
   }
 }
 
+/**
+ * The environment of a nats-server on one machine beside ffmpeg (tests, benchmarks, `npm start`): one Go
+ * scheduler thread (GOMAXPROCS=1). One core is far more than a platform's traffic needs (tens of messages a
+ * second per stream), and with one thread a message's read and its delivery run on the same thread instead
+ * of waking another: nats-server used 8 instead of 11-12 ms of CPU per second beside one stream (measured,
+ * two interleaved pairs).
+ */
+export const natsServerEnv = (): NodeJS.ProcessEnv => ({ ...process.env, GOMAXPROCS: '1' });
+
 interface ServerSpec {
   name: string;
   port: number;
@@ -70,7 +79,7 @@ async function launch(spec: ServerSpec): Promise<Child> {
       spec.cluster.routes.map((p) => `nats://127.0.0.1:${p}`).join(','),
     );
   }
-  const child = startChild({ name: spec.name, command: natsServerBinary(), args });
+  const child = startChild({ name: spec.name, command: natsServerBinary(), args, env: natsServerEnv() });
   const healthz = `http://127.0.0.1:${spec.monitorPort}/healthz?js-enabled-only=true`;
   await waitFor(
     async () => {
