@@ -2,18 +2,24 @@
 // same ladder (same arguments, from the same file, at native speed) in the same run, as a ratio.
 // Pipeline = nats-server + ingest + supervisor + packager + transcoder worker (and its ffmpeg child, whose
 // CPU reaches the worker's cutime/cstime when it exits). The publisher (-c copy) is the streamer's side
-// and not counted. Rounds alternate baseline and pipeline (3 by default: one round's baseline moves by 10-15 %
-// on this shared machine); the ratio of medians is reported, and each round's own ratio beside it.
-// Also printed: the services' CPU over the pipeline's own ffmpeg per round (steadier than the ratio), and
-// the host's CPU cost of one wake-up of an idle Node.js process per round (what that share scales with).
+// and not counted.
+// Side by side: each round's bare ffmpeg runs at the same time as the pipeline's stream (both read the clip
+// at native speed, ~0.5 core each on 2 cores), so both see the same host. Run one after the other, two
+// ffmpeg runs of the same clip differed by up to 25 % on this shared machine, more than the services cost.
+// Warm: services run for days; a 10 s stream first (`--warm-up`, not counted) lets V8 compile the media
+// path's code, a one-off per process that otherwise lands in the measured minute (~12 % of the services' CPU,
+// measured: 5.26 -> 4.62 CPU-s). `--warm-up 0` measures a cold platform.
+// Rounds: 3 by default; the ratio of medians is reported, and each round's own ratio beside it.
+// Also printed: the services' CPU over the pipeline's own ffmpeg per round, and the host's CPU cost of one
+// wake-up of an idle Node.js process per round (what that share scales with).
 // Target (issue 3): ratio <= 1.10.
-//   npm run bench:transcode -- [--seconds 60] [--rounds 3] [--json out.json]
-import { execFileSync, spawn } from 'node:child_process';
+//   npm run bench:transcode -- [--seconds 60] [--rounds 3] [--warm-up 10] [--json out.json]
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { DEFAULT_LADDER, selectLadder } from '@live/contracts';
 import { encodeClip, repoRoot, startPublisher, waitFor } from '@live/testing';
 import { ladderCommand, toArgv } from '../services/transcoder/src/ffmpeg/ladder-args.js';
@@ -26,8 +32,10 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     preset: { type: 'string', default: 'veryfast' },
     json: { type: 'string' },
+    'warm-up': { type: 'string', default: '10' },
   },
 });
+const warmUpSeconds = Number(values['warm-up']);
 const seconds = Number(values.seconds);
 const rounds = Number(values.rounds);
 const cacheDir = join(repoRoot, 'bench', 'results');
@@ -67,7 +75,8 @@ async function wakeUpMicros(): Promise<number> {
   }
 }
 
-function baseline(): number {
+/** Bare ffmpeg running the pipeline's ladder on the clip: its CPU seconds (user + system). */
+async function baseline(): Promise<number> {
   const workDir = mkdtempSync(join(tmpdir(), 'baseline-'));
   const command = ladderCommand({
     input: clip,
@@ -85,9 +94,10 @@ function baseline(): number {
   argv.splice(index, 0, '-re');
   const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   // bash's `times` prints the CPU time of its finished children: user and system.
-  const out = execFileSync('bash', ['-c', `ffmpeg -y ${quoted} >/dev/null 2>&1; times`], {
-    encoding: 'utf8',
-  });
+  const { stdout: out } = await promisify(execFile)('bash', [
+    '-c',
+    `ffmpeg -y ${quoted} >/dev/null 2>&1; times`,
+  ]);
   rmSync(workDir, { recursive: true, force: true });
   const children = out.trim().split('\n')[1] ?? '';
   const [user, sys] = children.split(/\s+/).map((t) => {
@@ -97,7 +107,8 @@ function baseline(): number {
   return (user ?? 0) + (sys ?? 0);
 }
 
-async function pipeline(): Promise<{ cpu: number; byProcess: Record<string, number> }> {
+/** One round: the pipeline's CPU for the clip, and bare ffmpeg's beside it (started at the same moment). */
+async function round(): Promise<{ cpu: number; bare: number; byProcess: Record<string, number> }> {
   // Production log level: the test harness's default (debug) costs CPU a real deployment does not spend.
   const platform = await startPlatform({
     workers: 1,
@@ -129,32 +140,49 @@ async function pipeline(): Promise<{ cpu: number; byProcess: Record<string, numb
         'transcoder ffmpeg': t.children,
       } as Record<string, number>;
     };
+    if (warmUpSeconds > 0) await stream(platform, 'warm', processes.transcoder as number, warmUpSeconds);
     const before = sample();
-    const key = await platform.createKey('cpu');
-    const publisher = startPublisher({ url: platform.publishUrl(key), inputFile: clip, loop: false });
-    await publisher.exited;
-    await waitFor(() => platform.events.find((e) => e.streamId === 'cpu' && e.type === 'ended'), {
-      timeoutMs: 30_000,
-      what: 'ended',
-    });
-    // The worker's ffmpeg finishes the last segments and exits; its CPU then shows in the worker's cutime.
-    await waitFor(
-      () => {
-        const children = execFileSync('ps', ['--ppid', String(processes.transcoder), '-o', 'comm='], {
-          encoding: 'utf8',
-        }).trim();
-        return !children.includes('ffmpeg');
-      },
-      { timeoutMs: 30_000, what: 'the worker ffmpeg to exit' },
-    ).catch(() => true);
+    const bare = baseline();
+    await stream(platform, 'cpu', processes.transcoder as number);
     const after = sample();
     const byProcess = Object.fromEntries(
       Object.entries(after).map(([k, v]) => [k, +(v - (before[k] ?? 0)).toFixed(2)]),
     );
-    return { cpu: Object.values(byProcess).reduce((a, b) => a + b, 0), byProcess };
+    return { cpu: Object.values(byProcess).reduce((a, b) => a + b, 0), bare: await bare, byProcess };
   } finally {
     await platform.stop();
   }
+}
+
+/** One stream of the clip (or its first `seconds`) through the platform, until the worker's ffmpeg exited. */
+async function stream(
+  platform: Awaited<ReturnType<typeof startPlatform>>,
+  streamId: string,
+  workerPid: number,
+  seconds?: number,
+): Promise<void> {
+  const key = await platform.createKey(streamId);
+  const publisher = startPublisher({
+    url: platform.publishUrl(key),
+    inputFile: clip,
+    loop: false,
+    ...(seconds ? { durationSec: seconds } : {}),
+  });
+  await publisher.exited;
+  await waitFor(() => platform.events.find((e) => e.streamId === streamId && e.type === 'ended'), {
+    timeoutMs: 30_000,
+    what: 'ended',
+  });
+  // The worker's ffmpeg finishes the last segments and exits; its CPU then shows in the worker's cutime.
+  await waitFor(
+    () => {
+      const children = execFileSync('ps', ['--ppid', String(workerPid), '-o', 'comm='], {
+        encoding: 'utf8',
+      }).trim();
+      return !children.includes('ffmpeg');
+    },
+    { timeoutMs: 30_000, what: 'the worker ffmpeg to exit' },
+  ).catch(() => true);
 }
 
 const baselines: number[] = [];
@@ -167,12 +195,11 @@ const pipelines: number[] = [];
 const serviceShares: number[] = [];
 const wakeUps: number[] = [];
 let lastBreakdown: Record<string, number> = {};
-for (let round = 1; round <= rounds; round++) {
+for (let n = 1; n <= rounds; n++) {
   wakeUps.push(await wakeUpMicros());
-  console.log(`round ${round}/${rounds}: bare ffmpeg...`);
-  baselines.push(baseline());
-  console.log(`round ${round}/${rounds}: pipeline...`);
-  const p = await pipeline();
+  console.log(`round ${n}/${rounds}: the pipeline and bare ffmpeg side by side...`);
+  const p = await round();
+  baselines.push(p.bare);
   pipelines.push(p.cpu);
   const ffmpeg = p.byProcess['transcoder ffmpeg'] ?? 0;
   serviceShares.push((p.cpu - ffmpeg) / ffmpeg);
@@ -183,6 +210,7 @@ const result = {
   ladder: ladder.map((r) => `${r.name} ${r.width}x${r.height}@${r.fps} ${r.videoKbps}k`),
   preset: values.preset,
   rounds,
+  warmUpSeconds,
   bareFfmpegCpuSeconds: baselines.map((v) => +v.toFixed(2)),
   pipelineCpuSeconds: pipelines.map((v) => +v.toFixed(2)),
   roundRatios: pipelines.map((v, i) => +(v / (baselines[i] as number)).toFixed(3)),
