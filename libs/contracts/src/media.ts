@@ -100,6 +100,12 @@ export const assignmentRecord = z.object({
    * segments stay accepted, until this epoch's first segment; then the supervisor stops them.
    */
   handoverFrom: z.object({ workerId: z.string(), epoch: z.number().int().positive() }).nullish(),
+  /**
+   * The id of the lifecycle event this assignment answers (`started`, `source_resumed`), if any. JetStream
+   * redelivers an event whose handler did not ack it (a supervisor leader killed between this write and its
+   * ack): the next leader sees the same id here and resends this epoch instead of starting a new one.
+   */
+  cause: z.string().nullish(),
 });
 export type AssignmentRecord = z.infer<typeof assignmentRecord>;
 

@@ -2,7 +2,6 @@
 // transcode) the stream gets the next epoch, written to live-assignments with compare-and-set, and the
 // chosen worker must acknowledge it; on `ended` the worker is told to stop and the assignment is removed.
 // The supervisor is the only writer of assignments.
-import { randomUUID } from 'node:crypto';
 import { bytes, decode, encode, type NatsConnection, type OrderedPublisher } from '@live/bus';
 import {
   type AssignmentRecord,
@@ -39,6 +38,8 @@ export interface AssignOptions {
   onlyWorker?: string;
   /** A planned move: the previous worker keeps running until the new epoch has a segment (not revoked here). */
   handoverFrom?: { workerId: string; epoch: number };
+  /** The lifecycle event this assignment answers (recorded, so that its redelivery is recognised). */
+  cause?: string;
 }
 
 export class Assigner {
@@ -65,11 +66,11 @@ export class Assigner {
   async handle(event: LifecycleEvent): Promise<void> {
     switch (event.type) {
       case 'started':
-        await this.assign(event.streamId, event.source);
+        await this.answer(event, event.source);
         break;
       case 'source_resumed':
         // A new publisher connection: a new pull, a new epoch (the playlist shows a discontinuity).
-        if (event.source) await this.assign(event.streamId, event.source);
+        if (event.source) await this.answer(event, event.source);
         break;
       case 'transcode_failed': {
         const current = await this.current(event.streamId);
@@ -95,6 +96,29 @@ export class Assigner {
       default:
         break;
     }
+  }
+
+  /**
+   * Assigns a stream for a lifecycle event, once per event. JetStream redelivers an event whose handler did
+   * not ack it, e.g. a leader killed after writing the assignment: the record names the event that caused it,
+   * and the same epoch is offered again to the same worker (which accepts a repeat of the epoch it runs, and
+   * starts it if the first offer never reached it). A new epoch here would restart the stream's transcode
+   * and show viewers a discontinuity for nothing. Only if that worker cannot take it is the stream assigned
+   * anew.
+   */
+  private async answer(event: { id: string; streamId: string }, source: SourceInfo): Promise<void> {
+    const current = await this.current(event.streamId);
+    if (current?.record.state === 'assigned' && current.record.cause === event.id) {
+      if (await this.offer(current.record)) {
+        this.log.info(
+          { streamId: event.streamId, workerId: current.record.workerId, epoch: current.record.epoch },
+          'redelivered event: its assignment offered again, same epoch',
+        );
+        this.announce(current.record);
+        return;
+      }
+    }
+    await this.assign(event.streamId, source, { cause: event.id });
   }
 
   async current(streamId: string): Promise<{ record: AssignmentRecord; revision: number } | null> {
@@ -124,27 +148,12 @@ export class Assigner {
         assignedAt: new Date().toISOString(),
         state: 'assigned',
         handoverFrom: options.handoverFrom ?? null,
+        cause: options.cause ?? null,
       };
       // Compare-and-set: a concurrent writer (a second supervisor) makes this throw, and the event is retried.
       if (previous) await kv.update(streamId, encode(assignmentRecord, record), previous.revision);
       else await kv.create(streamId, encode(assignmentRecord, record));
-      this.pool.reserve(workerId);
-      try {
-        const reply = await this.nc.request(
-          subjects.ctl.transcoderAssign(workerId),
-          bytes(JSON.stringify({ streamId, epoch: record.epoch, source, ladder })),
-          { timeout: this.assignTimeoutMs },
-        );
-        const error = reply.headers?.get('Nats-Service-Error');
-        if (error) throw new Error(error);
-        if (!decode(assignReply, reply.data).ok) throw new Error('invalid assign reply');
-      } catch (error) {
-        this.log.warn(
-          { streamId, workerId, epoch: record.epoch, err: (error as Error).message },
-          'worker refused the assignment, trying another',
-        );
-        continue;
-      }
+      if (!(await this.offer(record))) continue;
       // A fault: the old worker is told to stop at once. A planned move stops it after the handover.
       if (previous && previous.record.workerId !== workerId && !options.handoverFrom)
         void this.revoke(previous.record);
@@ -152,24 +161,58 @@ export class Assigner {
         { streamId, workerId, epoch: record.epoch, ladder: ladder.map((r) => r.name) },
         'stream assigned',
       );
-      const assigned = {
-        id: randomUUID(),
-        type: 'assigned' as const,
-        streamId,
-        sessionId: 'supervisor',
-        at: new Date().toISOString(),
-        workerId,
-        epoch: record.epoch,
-        renditions: ladder.map((r) => r.name),
-      };
-      void this.events.publish(
-        lifecycleEvent,
-        subjects.streamEvent(streamId, 'assigned'),
-        assigned,
-        assigned.id,
-      );
+      this.announce(record);
       return record;
     }
+  }
+
+  /** Sends the assignment to its worker; true once the worker acknowledged it. */
+  private async offer(record: AssignmentRecord): Promise<boolean> {
+    const { streamId, workerId, epoch, source, ladder } = record;
+    this.pool.reserve(workerId, streamId);
+    try {
+      const reply = await this.nc.request(
+        subjects.ctl.transcoderAssign(workerId),
+        bytes(JSON.stringify({ streamId, epoch, source, ladder })),
+        { timeout: this.assignTimeoutMs },
+      );
+      const error = reply.headers?.get('Nats-Service-Error');
+      if (error) throw new Error(error);
+      if (!decode(assignReply, reply.data).ok) throw new Error('invalid assign reply');
+      this.pool.settle(workerId, streamId, true);
+      return true;
+    } catch (error) {
+      this.pool.settle(workerId, streamId, false);
+      this.log.warn(
+        { streamId, workerId, epoch, err: (error as Error).message },
+        'worker refused the assignment, trying another',
+      );
+      return false;
+    }
+  }
+
+  /**
+   * The `assigned` event. Its id comes from the record (stream, epoch, when it was written), so that
+   * announcing the same record again (a redelivered event's resend) is dropped by the stream's duplicate
+   * window rather than stored twice.
+   */
+  private announce(record: AssignmentRecord): void {
+    const assigned = {
+      id: `${record.streamId}/${record.epoch}/${record.assignedAt}`,
+      type: 'assigned' as const,
+      streamId: record.streamId,
+      sessionId: 'supervisor',
+      at: new Date().toISOString(),
+      workerId: record.workerId,
+      epoch: record.epoch,
+      renditions: record.ladder.map((r) => r.name),
+    };
+    void this.events.publish(
+      lifecycleEvent,
+      subjects.streamEvent(record.streamId, 'assigned'),
+      assigned,
+      assigned.id,
+    );
   }
 
   private async unassign(streamId: string): Promise<void> {

@@ -7,8 +7,13 @@ import type { Logger } from 'pino';
 interface Seen {
   beat: TranscoderHeartbeat;
   lastSeenAt: number;
-  /** Slots given away since this heartbeat (the next beat will show them). */
-  pending: number;
+  /**
+   * Streams offered to or accepted by this worker that its heartbeats do not list yet, each taking a slot
+   * its last heartbeat still shows free: with when the worker accepted it (null while the offer is in flight).
+   * Keyed by stream, so that a heartbeat sent before the worker took a stream but arriving after its reply
+   * (they travel on different subjects) leaves the reservation in place, and the slot is not offered twice.
+   */
+  reserved: Map<string, number | null>;
 }
 
 export type BeatListener = (beat: TranscoderHeartbeat, receivedAt: number) => void;
@@ -30,9 +35,15 @@ export class WorkerPool {
       name: 'supervisor-heartbeats',
       handler: (beat) => {
         const now = Date.now();
-        if (!this.workers.has(beat.workerId))
-          logger.info({ workerId: beat.workerId, slots: beat.slots }, 'worker joined');
-        this.workers.set(beat.workerId, { beat, lastSeenAt: now, pending: 0 });
+        const seen = this.workers.get(beat.workerId);
+        if (!seen) logger.info({ workerId: beat.workerId, slots: beat.slots }, 'worker joined');
+        const reserved = seen?.reserved ?? new Map<string, number | null>();
+        // A stream the heartbeat lists is counted in its `free`. One it still does not list a worker timeout
+        // after being accepted was dropped by the worker (a job that failed at once): its slot is free again.
+        for (const stream of beat.streams) reserved.delete(stream.streamId);
+        for (const [streamId, acceptedAt] of reserved)
+          if (acceptedAt !== null && now - acceptedAt > this.timeoutMs) reserved.delete(streamId);
+        this.workers.set(beat.workerId, { beat, lastSeenAt: now, reserved });
         for (const listener of this.listeners) listener(beat, now);
       },
     });
@@ -60,8 +71,8 @@ export class WorkerPool {
       .filter((w) => this.isAlive(w.beat.workerId) && !w.beat.draining && !exclude.includes(w.beat.workerId))
       .map((w) => ({
         id: w.beat.workerId,
-        free: w.beat.free - w.pending,
-        load: (w.beat.slots - w.beat.free + w.pending) / w.beat.slots,
+        free: w.beat.free - w.reserved.size,
+        load: (w.beat.slots - w.beat.free + w.reserved.size) / w.beat.slots,
       }))
       .filter((w) => w.free > 0)
       .sort((a, b) => a.load - b.load || b.free - a.free)
@@ -72,14 +83,25 @@ export class WorkerPool {
   standby(): { freeSlots: number; workers: number } {
     const ready = [...this.workers.values()].filter((w) => this.isAlive(w.beat.workerId) && !w.beat.draining);
     return {
-      freeSlots: ready.reduce((sum, w) => sum + Math.max(0, w.beat.free - w.pending), 0),
+      freeSlots: ready.reduce((sum, w) => sum + Math.max(0, w.beat.free - w.reserved.size), 0),
       workers: ready.length,
     };
   }
 
-  reserve(workerId: string): void {
+  /** A slot taken by an offer of this stream to this worker (until its heartbeats list the stream). */
+  reserve(workerId: string, streamId: string): void {
     const seen = this.workers.get(workerId);
-    if (seen) seen.pending++;
+    // Already running it (a new epoch, or the same one again, replaces its job): no further slot.
+    if (!seen || seen.beat.streams.some((s) => s.streamId === streamId)) return;
+    seen.reserved.set(streamId, null);
+  }
+
+  /** The offer's answer: accepted, the slot stays taken until a heartbeat lists the stream; refused, freed. */
+  settle(workerId: string, streamId: string, accepted: boolean): void {
+    const reserved = this.workers.get(workerId)?.reserved;
+    if (!reserved?.has(streamId)) return;
+    if (accepted) reserved.set(streamId, Date.now());
+    else reserved.delete(streamId);
   }
 
   get size(): number {

@@ -98,9 +98,8 @@ function standInWorker(id: string, slots: number): StandIn {
       const request = JSON.parse(text(m.data)) as { streamId: string; epoch: number };
       // Like a real worker (services/transcoder's assign endpoint): the same stream at the same epoch
       // again (a redelivered event after a leader change) is accepted without taking a second slot; a
-      // newer epoch replaces the stream's job; a full worker refuses. The supervisor can offer a slot
-      // the worker no longer has when a heartbeat sent before the worker took its last stream arrives
-      // after the reply.
+      // newer epoch replaces the stream's job; a full worker refuses (the supervisor should not offer it
+      // one: see worker-pool.test.ts).
       const running = w.running.get(request.streamId);
       if (running === request.epoch) {
         m.respond(bytes(JSON.stringify({ accepted: true, workerId: id })));
@@ -165,6 +164,7 @@ async function emit(streamId: string, event: Record<string, unknown> & { type: L
     ...event,
   } as LifecycleEvent;
   await publisher.publish(lifecycleEvent, subjects.streamEvent(streamId, full.type), full, full.id);
+  return full;
 }
 async function assignment(streamId: string) {
   const entry = await (await new Kvm(nc).open(buckets.assignments)).get(streamId);
@@ -260,8 +260,8 @@ test('the least loaded worker with a free slot gets a stream; a refusal moves on
   });
   assert.equal(assigned.type === 'assigned' && assigned.workerId, 'w3');
   w2.refuse = false;
-  // w2 (4 slots, all free) is now less loaded than w3 (2 slots, 1 used): the next stream goes there, once
-  // heartbeats sent after the refusal (which clear w2's reserved slot) and after w3 took the stream are in.
+  // w2 (4 slots, all free: its refused offer freed the slot) is now less loaded than w3 (2 slots, 1 used):
+  // the next stream goes there, once heartbeats sent after the refusal and after w3 took the stream are in.
   const sent = { w2: w2.beats, w3: w3.beats };
   await waitFor(() => w2.beats >= sent.w2 + 1 && w3.beats >= sent.w3 + 1, { what: 'fresh heartbeats' });
   await nc.flush();
@@ -283,6 +283,39 @@ test('ended revokes the worker and keeps the record; the next session continues 
   await emit('busy', { type: 'started', source, acceptedAt: Date.now() });
   await waitFor(async () => (await assignment('busy'))?.state === 'assigned', { what: 'a new assignment' });
   assert.equal((await assignment('busy'))?.epoch, before.epoch + 1);
+});
+
+test('a redelivered started (a leader killed before its ack) is offered again at the same epoch, to the same worker', async () => {
+  const started = await emit('again', { type: 'started', source, acceptedAt: Date.now() });
+  const record = await waitFor(
+    async () => {
+      const r = await assignment('again');
+      return r?.state === 'assigned' ? r : null;
+    },
+    { what: 'the assignment' },
+  );
+  assert.equal(record.cause, started.id, 'the record names the event it answers');
+  const worker = workers.find((w) => w.id === record.workerId) as StandIn;
+  // What the next leader gets from JetStream: the same event (same id) once more. Published under another
+  // message id, since the stream's duplicate window would drop a second copy with the same one.
+  await publisher.publish(
+    lifecycleEvent,
+    subjects.streamEvent('again', 'started'),
+    started,
+    `${started.id}-redelivered`,
+  );
+  await waitFor(
+    () => supervisorLines.some((l) => l.includes('offered again, same epoch') && l.includes('"again"')),
+    { what: 'the supervisor to offer the same epoch again' },
+  );
+  const after = await assignment('again');
+  assert.equal(after?.epoch, record.epoch, 'no new epoch (no discontinuity for viewers)');
+  assert.equal(after?.workerId, record.workerId);
+  assert.equal(worker.running.get('again'), record.epoch, 'the worker still runs it');
+  assert.deepEqual(
+    worker.revokes.filter((r) => r.streamId === 'again'),
+    [],
+  );
 });
 
 test('a failed transcode moves the stream to another worker at a new epoch', async () => {
