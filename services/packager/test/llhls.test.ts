@@ -401,4 +401,15 @@ test('a playlist with no complete segment yet (a new stream) is held until it ha
   assert.equal(timeout.status, 503, 'a stream stuck in its first segment: Service Unavailable, retry');
   assert.equal(timeout.headers['retry-after'], '1');
   assert.match(timeout.body, /360p: a first segment did not appear within 100 ms/);
+  // A blocking request held for its part, then for the first segment: one hold in all, not one each.
+  const both = newStream();
+  const bothFeeder = new Feeder(both.rendition('360p'));
+  bothFeeder.parts(2);
+  const askedAt = Date.now();
+  const held = playlistResponse(both, '360p', q('_HLS_msn=0&_HLS_part=3'), 300);
+  setTimeout(() => bothFeeder.parts(2), 200); // part 3 arrives 200 ms in; segment 0 stays open
+  const answer = await held;
+  assert.equal(answer.status, 503);
+  const heldMs = Date.now() - askedAt;
+  assert.ok(heldMs < 450, `held ${heldMs} ms: the part's wait and the first segment's share the 300 ms`);
 });

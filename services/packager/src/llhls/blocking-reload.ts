@@ -156,16 +156,17 @@ export async function playlistResponse(
   if (partParam !== null && msnParam === null) return error(400, '_HLS_part without _HLS_msn');
   if (skipParam !== null && skipParam !== 'YES' && skipParam !== 'v2')
     return error(400, '_HLS_skip must be YES or v2');
+  // One hold per request: the directives' wait and the first-segment wait share its 3 target durations (a
+  // CDN's backend timeout is set just above that).
+  const holdMs = timeoutMs ?? 3 * playlist.targetDuration * 1000;
   try {
     if (msnParam !== null) {
-      await waitFor(
-        playlist,
-        Number(msnParam),
-        partParam === null ? undefined : Number(partParam),
-        timeoutMs,
-      );
+      const heldUntil = Date.now() + holdMs;
+      await waitFor(playlist, Number(msnParam), partParam === null ? undefined : Number(partParam), holdMs);
+      await waitForFirstSegment(playlist, Math.max(0, heldUntil - Date.now()));
+    } else {
+      await waitForFirstSegment(playlist, holdMs);
     }
-    await waitForFirstSegment(playlist, timeoutMs);
   } catch (e) {
     if (e instanceof PlaylistRequestError) {
       const response = error(e.status, e.message);
