@@ -14,7 +14,7 @@
 // wake-up of an idle Node.js process per round (what that share scales with).
 // Target (issue 3): ratio <= 1.10.
 //   npm run bench:transcode -- [--seconds 60] [--rounds 3] [--warm-up 10] [--json out.json]
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -174,15 +174,26 @@ async function stream(
     what: 'ended',
   });
   // The worker's ffmpeg finishes the last segments and exits; its CPU then shows in the worker's cutime.
-  await waitFor(
-    () => {
-      const children = execFileSync('ps', ['--ppid', String(workerPid), '-o', 'comm='], {
-        encoding: 'utf8',
-      }).trim();
-      return !children.includes('ffmpeg');
-    },
-    { timeoutMs: 30_000, what: 'the worker ffmpeg to exit' },
-  ).catch(() => true);
+  // Without it the round would miss that CPU, so not seeing it exit fails the bench.
+  await waitFor(() => !hasFfmpegChild(workerPid), { timeoutMs: 30_000, what: 'the worker ffmpeg to exit' });
+}
+
+/**
+ * Whether `pid` has a running ffmpeg child, read from /proc (`ps --ppid` exits 1 when there is no child, which
+ * waitFor took for "not yet": every round used to wait out its 30 s timeout and count 30 s of an idle platform).
+ */
+function hasFfmpegChild(pid: number): boolean {
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+    .trim()
+    .split(' ')
+    .filter(Boolean);
+  return children.some((child) => {
+    try {
+      return readFileSync(`/proc/${child}/comm`, 'utf8').trim() === 'ffmpeg';
+    } catch {
+      return false; // exited between the two reads
+    }
+  });
 }
 
 const baselines: number[] = [];
