@@ -307,6 +307,11 @@ test('a worker cut off from NATS stops its ffmpeg by itself (self-fencing)', asy
   await nats.stop();
   await waitFor(() => ffmpegPids(w.workDir).length === 0, { timeoutMs: 8000, what: 'ffmpeg to be fenced' });
   assert.ok(!w.child.hasExited(), 'the worker itself lives on');
-  assert.ok(w.logs.some((l) => l.includes('fencing')));
+  // The fence logs before it kills, but this process may see ffmpeg gone before it has read that line from
+  // the worker's stdout (one run in CI-like load did): wait for the line, which must name the stream.
+  await waitFor(() => w.logs.some((l) => l.includes('fencing') && l.includes('"wt"')), {
+    timeoutMs: 2000,
+    what: 'the fencing log line naming the stream',
+  });
   await nats.start();
 });
