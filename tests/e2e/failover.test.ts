@@ -123,14 +123,18 @@ test('a zombie (whole worker paused until its stream moved, then resumed) puts n
     `zombie's ffmpeg gone ${Date.now() - resumedAt} ms after SIGCONT (SIGSTOP at failover -${Date.now() - Date.parse(failover.at)} ms)`,
   );
   assert.ok(!zombie.hasExited(), 'the worker itself lives on');
-  // Stopped either by its own assignment watch or by the supervisor's revoke, queued while it was paused.
-  const stoppedBy = p.logs.find(
-    (l) =>
-      l.line.workerId === before.workerId &&
-      (l.line.message === 'stream moved on: fencing this job' ||
-        l.line.message === 'revoked by the supervisor: stopping the job'),
+  // Stopped either by its own assignment watch or by the supervisor's revoke, queued while it was paused. The
+  // worker logs why before it stops ffmpeg, but asynchronously: the line may be read after ffmpeg is gone.
+  const stoppedBy = await waitFor(
+    () =>
+      p.logs.find(
+        (l) =>
+          l.line.workerId === before.workerId &&
+          (l.line.message === 'stream moved on: fencing this job' ||
+            l.line.message === 'revoked by the supervisor: stopping the job'),
+      ),
+    { timeoutMs: 2000, what: 'the zombie to log why it stopped' },
   );
-  assert.ok(stoppedBy, 'the zombie logged why it stopped');
   console.log(`zombie stopped: ${stoppedBy.line.message}`);
   // Not one segment of the old epoch after the new one started, in any later playlist.
   const settled = Date.now();

@@ -45,10 +45,13 @@ test('no standby: alert and metric; the stream waits for a worker, then recovers
   assert.equal(short.freeSlots, 0);
   assert.equal(short.required, 1);
   assert.equal(await supervisorMetric('supervisor_standby_free_slots'), 0);
-  assert.ok(
-    p.logs.some(
-      (l) => l.service === 'supervisor' && l.line.message?.toString().includes('standby pool short'),
-    ),
+  // Logged with the alert, asynchronously: the line may be read after the alert and the metric.
+  await waitFor(
+    () =>
+      p.logs.some(
+        (l) => l.service === 'supervisor' && l.line.message?.toString().includes('standby pool short'),
+      ),
+    { timeoutMs: 2000, what: "the supervisor's standby pool short log line" },
   );
 
   // The only worker dies: nowhere to fail over to.
