@@ -179,8 +179,10 @@ async function stream(
 }
 
 /**
- * Whether `pid` has a running ffmpeg child, read from /proc (`ps --ppid` exits 1 when there is no child, which
- * waitFor took for "not yet": every round used to wait out its 30 s timeout and count 30 s of an idle platform).
+ * Whether `pid` has an ffmpeg child not yet reaped, read from /proc (`ps --ppid` exits 1 when there is no child,
+ * which waitFor took for "not yet": every round used to wait out its 30 s timeout and count 30 s of an idle
+ * platform). Not @live/testing's pidsByCommandLine: an exited but unreaped ffmpeg has an empty command line,
+ * and its CPU reaches the worker's cutime only once the worker has reaped it.
  */
 function hasFfmpegChild(pid: number): boolean {
   const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')

@@ -159,14 +159,12 @@ export async function playlistResponse(
   // One hold per request: the directives' wait and the first-segment wait share its 3 target durations (a
   // CDN's backend timeout is set just above that).
   const holdMs = timeoutMs ?? 3 * playlist.targetDuration * 1000;
+  const heldUntil = Date.now() + holdMs;
   try {
     if (msnParam !== null) {
-      const heldUntil = Date.now() + holdMs;
       await waitFor(playlist, Number(msnParam), partParam === null ? undefined : Number(partParam), holdMs);
-      await waitForFirstSegment(playlist, Math.max(0, heldUntil - Date.now()));
-    } else {
-      await waitForFirstSegment(playlist, holdMs);
     }
+    await waitForFirstSegment(playlist, Math.max(0, heldUntil - Date.now()));
   } catch (e) {
     if (e instanceof PlaylistRequestError) {
       const response = error(e.status, e.message);
