@@ -132,38 +132,52 @@ test('parts are byte-identical to their segment (from the origin and from storag
   assert.ok(map && (await bytesOf(ll(map))).length > 0, 'init segment served');
 });
 
-test('unwatched: parts are listed from their announcement and fetched from the worker only when asked for; a request makes the stream watched', async () => {
+test("unwatched: the origin hears none of the stream's parts; the first request subscribes and is held until parts are listed from a segment start", async () => {
   const metric = async (name: string) => {
     const value = await p.metric(p.packager, name);
     assert.ok(value !== null, `the packager exports ${name}`);
     return value;
   };
+  // Part events the origin handled, whatever their result.
+  const partsHeard = () => p.metricTotal(p.packager, 'packager_ll_parts_total');
   await waitFor(async () => (await metric('packager_ll_watched_streams')) === 0, {
     timeoutMs: 10_000,
-    what: 'the stream to be unwatched (no LL request for 2 s)',
+    what: 'the stream to be unwatched (no LL request for 2 s): its part subscription dropped',
   });
-  const fetchedBefore = await metric('packager_ll_fetched_on_request_total');
+  const heardBefore = await partsHeard();
   const since = parts.length;
-  const announced = await waitFor(
-    () => {
-      const found = parts.slice(since).filter((e) => e.rendition === '360p');
-      return found.length >= 3 && found.slice(0, 3);
-    },
-    { what: '3 parts announced while nobody watches' },
-  );
-  assert.equal(await metric('packager_ll_watched_streams'), 0, 'still unwatched: nothing was fetched ahead');
+  await waitFor(() => parts.slice(since).filter((e) => e.rendition === '360p').length >= 3, {
+    what: '3 parts announced while nobody watches',
+  });
+  assert.equal(await partsHeard(), heardBefore, 'no part event reached the origin while unwatched');
+  assert.equal(await metric('packager_ll_watched_streams'), 0);
+  // The first request: held until this origin lists parts again from a segment start (the next one, and
+  // the event completing the segment before it), then answered with parts and the preload hint.
+  const asked = Date.now();
   const { read } = await playlist('360p');
-  const listed = new Set(read.entries.flatMap((e) => e.parts.map((x) => x.uri)));
-  for (const event of announced) {
-    const uri = `${event.epoch}/360p/part_${event.number}.m4s`;
-    assert.ok(listed.has(uri), `${uri} listed from its announcement`);
-    const fromOrigin = await bytesOf(ll(uri));
-    assert.ok(fromOrigin.equals(await bytesOf(event.url)), `${uri}: the worker's bytes`);
-  }
-  assert.ok(
-    (await metric('packager_ll_fetched_on_request_total')) >= fetchedBefore + announced.length,
-    'fetched from the worker when asked for',
+  const heldMs = Date.now() - asked;
+  assert.ok(heldMs < 2500, `held ${heldMs} ms: about a segment at most`);
+  const open = read.entries.at(-1);
+  assert.ok(open && open.uri === undefined && open.parts.length >= 1, 'the open segment with its parts');
+  assert.equal(open.parts[0]?.independent, true, 'listed from the start of a segment');
+  const epoch = open.parts[0]?.uri.split('/')[0];
+  const first = Number(/part_(\d+)/.exec(open.parts[0]?.uri ?? '')?.[1]);
+  assert.equal(
+    read.hints[0],
+    `${epoch}/360p/part_${first + open.parts.length}.m4s`,
+    'the hint: the next part',
   );
+  for (const part of open.parts) {
+    const event = parts.find(
+      (e) => e.rendition === '360p' && `${e.epoch}/360p/part_${e.number}.m4s` === part.uri,
+    );
+    assert.ok(event, `${part.uri} was announced`);
+    assert.ok(
+      (await bytesOf(ll(part.uri))).equals(await bytesOf(event.url)),
+      `${part.uri}: the worker's bytes`,
+    );
+  }
+  assert.ok((await partsHeard()) > heardBefore, 'the origin hears the parts from the first request on');
   assert.equal(await metric('packager_ll_watched_streams'), 1, 'watched from the first request on');
   // Watched: the next part is fetched ahead, listed once in memory, and served without another fetch.
   const at = newestPart(read);
@@ -231,6 +245,16 @@ test('two origin replicas: playlists from the owner of the stream (one numbering
   const secondReplica = await p.startPackager(secondPort);
   const second = (path: string) => `http://127.0.0.1:${secondPort}/ll/${STREAM}/${path}`;
   try {
+    // A part announced before the new replica heard anything of the stream (it hears a stream's parts
+    // from its first LL request on): fetched through the owner, which listed it.
+    const listed = (await playlist('360p')).read.entries.at(-1)?.parts.at(-1)?.uri;
+    assert.ok(listed, 'the owner lists parts');
+    const forwardedBefore = (await p.metric(secondReplica, 'packager_ll_forwarded_total')) ?? 0;
+    assert.ok(
+      (await bytesOf(second(listed))).equals(await bytesOf(ll(listed))),
+      `${listed} through the owner`,
+    );
+    assert.equal(await p.metric(secondReplica, 'packager_ll_forwarded_total'), forwardedBefore + 1);
     // The new replica is not warm yet: it forwards this stream's playlists to the first one, the owner.
     const at = newestPart((await playlist('360p')).read);
     const query = `?_HLS_msn=${at.msn}&_HLS_part=${at.part + 2}`;
@@ -256,9 +280,13 @@ test('two origin replicas: playlists from the owner of the stream (one numbering
       ((await p.metric(secondReplica, 'packager_ll_forwarded_total')) ?? 0) >= 1,
       'forwarded to the owner',
     );
-    // Parts and segments: each replica serves its own copies, the same bytes.
-    const entry = a.read.entries.findLast((e) => e.uri && e.parts.length > 0);
-    assert.ok(entry?.uri);
+    // Parts and segments: each replica serves its own copies, the same bytes. (The stream may have been
+    // unwatched while the replica started, and then lists parts again from the next segment start.)
+    const entry = await waitFor(
+      async () => (await playlist('360p')).read.entries.findLast((e) => e.uri && e.parts.length > 0),
+      { what: 'a complete segment listed with its parts' },
+    );
+    assert.ok(entry.uri);
     const part = entry.parts.at(-1)?.uri ?? '';
     await waitFor(async () => (await fetch(second(part))).status === 200, {
       what: 'the part on the second replica',

@@ -57,6 +57,8 @@ export interface Platform {
   publishUrlOn(rtmpPort: number, key: string): string;
   /** A service process's /metrics value (first sample of `name`), null if absent. */
   metric(child: Child, name: string): Promise<number | null>;
+  /** The sum of every sample of `name` (all its label sets), 0 if absent. */
+  metricTotal(child: Child, name: string): Promise<number>;
   /** Another packager replica (its origin on `originPort`, default the platform's). */
   startPackager(originPort?: number): Promise<Child>;
   stop(): Promise<void>;
@@ -216,6 +218,13 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       const res = await fetch(`http://127.0.0.1:${opsPorts.get(child)}/metrics`).catch(() => null);
       const line = (await res?.text())?.split('\n').find((l) => new RegExp(`^${name}[ {]`).test(l));
       return line ? Number(line.split(' ').at(-1)) : null;
+    },
+    async metricTotal(child, name) {
+      const res = await fetch(`http://127.0.0.1:${opsPorts.get(child)}/metrics`);
+      return (await res.text())
+        .split('\n')
+        .filter((l) => new RegExp(`^${name}[ {]`).test(l))
+        .reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
     },
     async createKey(streamId) {
       const reply = await nc.request(subjects.ctl.keysCreate, bytes(JSON.stringify({ streamId })), {

@@ -39,9 +39,10 @@ export const packagerConfigSchema = z.object({
   /** A part fetch from its worker gives up after this long; the part is then not listed. */
   PACKAGER_LL_FETCH_TIMEOUT_MS: env.ms(1000),
   /**
-   * A stream's parts are fetched ahead (listed once in memory) only while it is watched: an LL request
-   * for it reached this replica within this long. Otherwise they are listed from their announcement and
-   * fetched from the worker when asked for, so an origin spends nothing on streams nobody watches in LL.
+   * A stream's part events are heard (and its parts fetched ahead, listed once in memory) only while it is
+   * watched: an LL request for it reached this replica within this long. So an origin spends nothing per
+   * part on streams nobody watches in LL; the first request of an unwatched stream waits up to about a
+   * segment for parts to be listed again from a segment start.
    */
   PACKAGER_LL_WATCH_MS: env.ms(30_000),
   /**

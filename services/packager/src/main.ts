@@ -119,7 +119,7 @@ async function main(): Promise<void> {
     metrics: {
       forwarded: new Counter({
         name: 'packager_ll_forwarded_total',
-        help: 'LL-HLS playlist requests forwarded to the replica that owns the stream',
+        help: 'LL-HLS requests forwarded to the replica that owns the stream (playlists; parts and segments not heard of here)',
         registers: [metrics],
       }),
       fetchedOnRequest: new Counter({
@@ -129,7 +129,7 @@ async function main(): Promise<void> {
       }),
       parts: new Counter({
         name: 'packager_ll_parts_total',
-        help: 'LL-HLS part events by result (accepted, duplicate, fenced, out-of-order, ended, fetch-failed)',
+        help: 'LL-HLS part events by result (accepted, duplicate, fenced, out-of-order, ended, fetch-failed, queued: heard since mid-segment, unfollowed: just unwatched)',
         labelNames: ['result'],
         registers: [metrics],
       }),
@@ -138,7 +138,7 @@ async function main(): Promise<void> {
   await llOrigin.start();
   new Gauge({
     name: 'packager_ll_watched_streams',
-    help: 'streams whose LL-HLS parts this replica fetches ahead (an LL request within PACKAGER_LL_WATCH_MS)',
+    help: 'streams whose LL-HLS part events this replica hears and fetches ahead (an LL request within PACKAGER_LL_WATCH_MS)',
     registers: [metrics],
     collect() {
       this.set(llOrigin.watchedStreams());

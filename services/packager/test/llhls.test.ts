@@ -70,7 +70,8 @@ function checkRules(text: string, playlist: LlRenditionPlaylist, stream: LlStrea
   assert.equal(r.targetDuration, TD);
   assert.equal(r.partTarget, PART);
   // The preload hint names the next part, which is exactly one part after the newest listed.
-  if (!r.endlist) assert.equal(r.hints[0], playlist.hintUri());
+  // (None while parts are not followed: the next part's number is unknown.)
+  if (!r.endlist) assert.equal(r.hints[0], playlist.partsInSync ? playlist.hintUri() : undefined);
   // Rendition reports for every other rendition, with its newest segment and part.
   const others = [...stream.renditions.values()].filter((o) => o !== playlist && o.position());
   assert.deepEqual(r.reports.map((x) => x.uri).sort(), others.map((o) => `${o.rendition}.m3u8`).sort());
@@ -131,6 +132,107 @@ test('playlists follow the LL-HLS rules after every part, with reports of the ot
   const a = checkRules(stream.render('480p'), stream.rendition('480p'), stream);
   assert.equal(a.entries.length, 1);
   assert.deepEqual(a.hints, ['1/480p/part_5.m4s']);
+});
+
+test('parts followed again mid-stream: segments only until a part starts the segment after the last complete one; no segment skipped, none listed with some parts', () => {
+  const stream = newStream();
+  const playlist = stream.rendition('360p');
+  const part = (sequence: number, index: number) =>
+    playlist.addPart({
+      epoch: 1,
+      sequence,
+      index,
+      number: sequence * 5 + index,
+      duration: PART,
+      independent: index === 0,
+      programDateTime: new Date(T0 + (sequence * 5 + index) * 200),
+    });
+  const segment = (sequence: number) => playlist.completeSegment({ epoch: 1, sequence, duration: 1 });
+  const read = () => checkRules(stream.render('360p'), playlist, stream);
+  // Followed from the start: segment 0, then 2 parts of segment 1.
+  for (let i = 0; i < 5; i++) assert.equal(part(0, i), 'accepted');
+  assert.equal(part(1, 0), 'accepted');
+  assert.equal(segment(0), 'duplicate', 'segment 0 was completed by the next part');
+  assert.equal(part(1, 1), 'accepted');
+  // Unwatched: parts are not heard; the open segment is no longer listed, no hint.
+  stream.stopFollowingParts();
+  assert.equal(playlist.partsInSync, false);
+  let r = read();
+  assert.deepEqual(
+    r.entries.map((e) => [e.msn, e.uri, e.parts.length]),
+    [[0, '1/360p/seg_0.m4s', 5]],
+  );
+  assert.deepEqual(r.hints, []);
+  assert.equal(part(1, 2), 'unfollowed', 'a part still in flight is ignored');
+  // Segment events keep the numbering: segment 1 (parts missed) and 2 are complete, as segments only.
+  assert.equal(segment(1), 'accepted');
+  assert.equal(segment(2), 'accepted');
+  r = read();
+  assert.deepEqual(
+    r.entries.map((e) => [e.msn, e.uri, e.parts.length]),
+    [
+      [0, '1/360p/seg_0.m4s', 0], // 3 s from the end now: no parts (6.2.2)
+      [1, '1/360p/seg_1.m4s', 0],
+      [2, '1/360p/seg_2.m4s', 0],
+    ],
+  );
+  assert.equal(r.entries[1]?.duration, 1, 'the segment event gave its duration, not its 2 known parts');
+  // Watched again mid-segment 3: its parts are queued, not listed (their first ones were missed).
+  stream.followParts();
+  assert.equal(part(3, 2), 'queued');
+  assert.equal(part(3, 3), 'queued');
+  assert.equal(part(3, 4), 'queued');
+  // Segment 4 starts before the event completing segment 3 arrives (the usual order): still queued, since
+  // listing segment 4 now would skip segment 3.
+  assert.equal(part(4, 0), 'queued');
+  assert.equal(playlist.partsInSync, false);
+  assert.deepEqual(read().hints, []);
+  // Segment 3's event: then segment 4's queued part is listed, and parts are listed as they come again.
+  assert.equal(segment(3), 'accepted');
+  assert.equal(playlist.partsInSync, true);
+  assert.equal(part(4, 1), 'accepted');
+  r = read();
+  assert.deepEqual(
+    r.entries.map((e) => [e.msn, e.uri, e.parts.length]),
+    [
+      [0, '1/360p/seg_0.m4s', 0],
+      [1, '1/360p/seg_1.m4s', 0],
+      [2, '1/360p/seg_2.m4s', 0],
+      [3, '1/360p/seg_3.m4s', 0], // its parts were heard from the middle on: a segment only
+      [4, undefined, 2],
+    ],
+  );
+  assert.deepEqual(r.hints, ['1/360p/part_22.m4s']);
+  assert.deepEqual(playlist.position(), { msn: 4, part: 1 });
+  // Unwatched mid-segment 5 and watched again before its event: segment 5 is only ever a segment.
+  for (let i = 2; i < 5; i++) part(4, i);
+  assert.equal(part(5, 0), 'accepted');
+  stream.stopFollowingParts();
+  stream.followParts();
+  assert.equal(part(5, 1), 'queued');
+  assert.equal(part(6, 0), 'queued', 'segment 5 is open with parts missed: its event decides its duration');
+  assert.equal(segment(4), 'duplicate');
+  assert.equal(segment(5), 'accepted');
+  assert.equal(playlist.partsInSync, true);
+  r = read();
+  assert.deepEqual(
+    r.entries.slice(-3).map((e) => [e.msn, e.uri, e.parts.length, e.duration]),
+    [
+      [4, '1/360p/seg_4.m4s', 5, 1],
+      [5, '1/360p/seg_5.m4s', 0, 1], // near the end, but its parts were missed: a segment only
+      [6, undefined, 1, undefined],
+    ],
+  );
+  // A stream watched from its start (nothing complete yet) lists its first part at once.
+  const fresh = newStream();
+  fresh.stopFollowingParts();
+  fresh.followParts();
+  const first = fresh.rendition('360p');
+  assert.equal(
+    first.addPart({ epoch: 1, sequence: 0, index: 0, number: 0, duration: PART, independent: true }),
+    'accepted',
+  );
+  assert.equal(first.partsInSync, true);
 });
 
 test('epoch change mid-segment: the old segment ends, a discontinuity and a new map start the next; zombies are fenced', () => {
@@ -412,4 +514,46 @@ test('a playlist with no complete segment yet (a new stream) is held until it ha
   assert.equal(answer.status, 503);
   const heldMs = Date.now() - askedAt;
   assert.ok(heldMs < 450, `held ${heldMs} ms: the part's wait and the first segment's share the 300 ms`);
+});
+
+test('a playlist whose parts are not followed yet (its first LL request) is held until they are; with segments only if they do not come', async () => {
+  const stream = newStream();
+  const playlist = stream.rendition('360p');
+  const feeder = new Feeder(playlist);
+  feeder.parts(7); // segment 0 complete, parts 0-1 of segment 1
+  stream.stopFollowingParts();
+  assert.equal(playlist.completeSegment({ epoch: 1, sequence: 1, duration: 1 }), 'accepted');
+  stream.followParts();
+  const q = (s: string) => new URLSearchParams(s);
+  let settled = false;
+  const held = playlistResponse(stream, '360p', q('')).then((r) => {
+    settled = true;
+    return r;
+  });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(settled, false, 'held while parts are not listed as they come');
+  // The first part of segment 2 is heard: parts are listed again, and the answer has them and the hint.
+  assert.equal(
+    playlist.addPart({ epoch: 1, sequence: 2, index: 0, number: 10, duration: PART, independent: true }),
+    'accepted',
+  );
+  const answer = await held;
+  assert.equal(answer.status, 200);
+  const r = checkLlRules(answer.body);
+  assert.deepEqual(
+    r.entries.at(-1)?.parts.map((p) => p.uri),
+    ['1/360p/part_10.m4s'],
+  );
+  assert.deepEqual(r.hints, ['1/360p/part_11.m4s']);
+  // No part within the hold (a stalled stream): the segments, without parts or hint, rather than an error.
+  stream.stopFollowingParts();
+  stream.followParts();
+  const late = await playlistResponse(stream, '360p', q(''), 100);
+  assert.equal(late.status, 200);
+  const segmentsOnly = checkLlRules(late.body);
+  assert.deepEqual(segmentsOnly.hints, []);
+  assert.deepEqual(
+    segmentsOnly.entries.map((e) => e.uri),
+    ['1/360p/seg_0.m4s', '1/360p/seg_1.m4s'],
+  );
 });

@@ -10,6 +10,10 @@
 // - Held, with or without directives: a playlist with no complete segment yet (the first second of a
 //   stream), until it has one. Its parts alone belong to a segment still being cut, and players see no
 //   segment in it: hls.js reports levelEmptyError (an error event every viewer of a new stream would get).
+// - Held, within the same time: a playlist whose parts are not listed yet (the origin has just started
+//   hearing the stream's parts: the first LL viewer of a stream on this origin), until they are (the next
+//   segment start, about a segment later), so the player starts at the live edge with parts and a preload
+//   hint. If they do not come in time, the playlist is answered with segments only.
 // - 400 at once (S1): _HLS_msn more than 2 beyond the last complete segment, or _HLS_part more than the
 //   Advance Part Limit (3 / PART-TARGET parts if PART-TARGET < 1 s, else 3) beyond the newest part; and
 //   _HLS_part without _HLS_msn (M6).
@@ -89,6 +93,15 @@ export function waitForFirstSegment(
   return until(playlist, () => playlist.ended || playlist.segments.length > 0, 'a first segment', timeoutMs);
 }
 
+/** Resolves once the playlist lists parts as they come (or has ENDLIST), or after `timeoutMs` all the same. */
+export async function waitForParts(playlist: LlRenditionPlaylist, timeoutMs: number): Promise<void> {
+  try {
+    await until(playlist, () => playlist.ended || playlist.partsInSync, 'parts', timeoutMs);
+  } catch (e) {
+    if (!(e instanceof PlaylistRequestError)) throw e;
+  }
+}
+
 /** Resolves when `ready()` holds, checked on every change of the playlist; 503 after `timeoutMs`. */
 function until(
   playlist: LlRenditionPlaylist,
@@ -156,7 +169,7 @@ export async function playlistResponse(
   if (partParam !== null && msnParam === null) return error(400, '_HLS_part without _HLS_msn');
   if (skipParam !== null && skipParam !== 'YES' && skipParam !== 'v2')
     return error(400, '_HLS_skip must be YES or v2');
-  // One hold per request: the directives' wait and the first-segment wait share its 3 target durations (a
+  // One hold per request: the directives' wait and the first-segment and parts waits share its 3 target durations (a
   // CDN's backend timeout is set just above that).
   const holdMs = timeoutMs ?? 3 * playlist.targetDuration * 1000;
   const heldUntil = Date.now() + holdMs;
@@ -165,6 +178,7 @@ export async function playlistResponse(
       await waitFor(playlist, Number(msnParam), partParam === null ? undefined : Number(partParam), holdMs);
     }
     await waitForFirstSegment(playlist, Math.max(0, heldUntil - Date.now()));
+    await waitForParts(playlist, Math.max(0, heldUntil - Date.now()));
   } catch (e) {
     if (e instanceof PlaylistRequestError) {
       const response = error(e.status, e.message);

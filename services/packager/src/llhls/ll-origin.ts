@@ -1,13 +1,22 @@
 // The LL-HLS origin: every packager replica runs one, built from shared state only (part events on core NATS,
 // segment events, the live-assignments bucket), so any replica answers any stream and replicas need no
 // coordination: a load balancer can send a viewer's requests to any of them.
-// - Parts of a watched stream (an LL request for it within PACKAGER_LL_WATCH_MS): on a part event the origin
-//   fetches the part's bytes (and the rendition's init segment, once) from the worker that cut it, keeps
-//   them in memory, and only then lists the part: a listed part is served at once. Media bytes never go
-//   through NATS.
-// - Parts of a stream nobody watches in LL: listed from the announcement alone (the same numbering) and
-//   fetched from the worker only if asked for (the worker keeps them 10 s). An origin then spends nothing
-//   per part on the many streams watched in plain HLS only; the first request makes the stream watched.
+// - Part events are heard only for watched streams (an LL request for the stream on this replica within
+//   PACKAGER_LL_WATCH_MS): one subscription to live.part.<streamId> each, made by the first request and
+//   dropped by the sweep once the stream is unwatched. Every replica hearing every part of every stream cost
+//   ~0.3 ms of CPU per event here: 15 events a second per 3-rendition stream, several cores per replica at
+//   1,000 streams, almost all of them watched in plain HLS only. Segment events and assignments are heard
+//   for every stream (3 a second per stream): LL playlists keep their segments and numbering while unwatched.
+// - The first LL request of an unwatched stream: its playlist lists segments only until parts are listed
+//   again from a segment start (ll-playlist.ts, about a segment later); a playlist request is held until
+//   then (blocking-reload.ts), so even the first viewer starts with parts and a preload hint. A part or
+//   segment this replica has not heard of (it started listening after it was announced) is fetched through
+//   the stream's owner, which lists it (forwarded like playlists).
+// - Parts of a watched stream: on a part event the origin fetches the part's bytes (and the rendition's
+//   init segment, once) from the worker that cut it, keeps them in memory, and only then lists the part: a
+//   listed part is served at once. Media bytes never go through NATS. A part that arrives after the watch
+//   ended but before the sweep unsubscribes is listed from its announcement and fetched only if asked for
+//   (the worker keeps parts 10 s).
 // - Fencing: a part of an epoch older than the stream's current one is not even fetched (a zombie worker's
 //   parts never appear). A failover (a new assignment without handoverFrom) raises the epoch at once; a
 //   planned move switches at the new epoch's first part (make-before-break, like plain HLS).
@@ -71,6 +80,8 @@ interface StreamState {
   fetching: Map<string, Promise<boolean>>;
   /** Until when parts are fetched ahead (ms): the last LL request for this stream plus watchMs. */
   watchedUntil: number;
+  /** This replica's subscription to the stream's part events, while it is watched. */
+  parts?: { unsubscribe(): void };
   /** Part requests held until the part exists (the preload hint), by resource path. */
   waiters: Map<string, Set<() => void>>;
   /** Init fetches in flight or done, by `<epoch>/<rendition>`. */
@@ -114,14 +125,6 @@ export class LlOrigin {
       onPut: (record) => this.onAssignment(record),
     });
     this.subscriptions.push(
-      subscribeValidated({
-        nc: this.o.nc,
-        logger: this.log,
-        subject: subjects.allParts,
-        schema: partEvent,
-        name: 'll-origin',
-        handler: (event) => this.onPart(event),
-      }),
       // Segment events as they are stored in LIVE_MEDIA (a core subscription sees them too; no consumer).
       subscribeValidated({
         nc: this.o.nc,
@@ -140,13 +143,40 @@ export class LlOrigin {
     clearInterval(this.sweeper);
     for (const subscription of this.subscriptions.splice(0)) subscription.unsubscribe();
     this.assignments?.stop();
-    for (const state of this.streams.values()) clearTimeout(state.endTimer);
+    for (const state of this.streams.values()) {
+      clearTimeout(state.endTimer);
+      state.parts?.unsubscribe();
+    }
+  }
+
+  /** Someone watches the stream in LL through this replica: hear its parts (again) from now on. */
+  private watch(streamId: string, state: StreamState): void {
+    state.watchedUntil = Date.now() + this.o.watchMs;
+    if (state.parts || state.endedAt !== undefined) return;
+    state.ll.followParts();
+    state.parts = subscribeValidated({
+      nc: this.o.nc,
+      logger: this.log,
+      subject: subjects.mediaPart(streamId),
+      schema: partEvent,
+      name: 'll-origin',
+      handler: (event) => this.onPart(event),
+    });
+  }
+
+  /** Nobody watched the stream in LL for watchMs: stop hearing its parts. */
+  private unwatch(state: StreamState): void {
+    state.parts?.unsubscribe();
+    state.parts = undefined;
+    state.ll.stopFollowingParts();
   }
 
   /** A segment is in storage: completes the stream's last segment (the one no next part will close). */
   private onSegment(event: SegmentEvent): void {
     const state = this.streams.get(event.streamId);
     if (!state || event.kind !== 'media') return;
+    // ffmpeg's last segments are still coming after `ended` (parts refresh this too, when heard).
+    state.endTimer?.refresh();
     state.ll.rendition(event.rendition.name).completeSegment({
       epoch: event.epoch,
       sequence: event.sequence,
@@ -177,12 +207,16 @@ export class LlOrigin {
   private newStream(streamId: string, ladder: Pick<Rendition, 'fps'>[]): StreamState {
     const previous = this.streams.get(streamId);
     if (previous) clearTimeout(previous.endTimer);
+    previous?.parts?.unsubscribe();
+    const ll = new LlStream({
+      partTarget: partTargetFor(this.o.partMs, ladder),
+      targetDuration: this.o.targetDuration,
+      partHoldBack: this.o.partHoldBackMs / 1000,
+    });
+    // Parts are heard once someone watches the stream in LL here (watch()).
+    ll.stopFollowingParts();
     const state: StreamState = {
-      ll: new LlStream({
-        partTarget: partTargetFor(this.o.partMs, ladder),
-        targetDuration: this.o.targetDuration,
-        partHoldBack: this.o.partHoldBackMs / 1000,
-      }),
+      ll,
       epoch: 0,
       files: new Map(),
       urls: new Map(),
@@ -207,7 +241,8 @@ export class LlOrigin {
   }
 
   private onPart(event: PartEvent): void {
-    const state = this.streams.get(event.streamId) ?? this.newStream(event.streamId, []);
+    const state = this.streams.get(event.streamId);
+    if (!state) return; // unsubscribed with the stream's state (a new session); a message already in flight
     const playlist = state.ll.rendition(event.rendition);
     if (state.endedAt !== undefined || event.epoch < playlist.epoch) {
       this.o.metrics.parts.inc({ result: state.endedAt !== undefined ? 'ended' : 'fenced' });
@@ -245,7 +280,8 @@ export class LlOrigin {
       }
       if (result === 'fetch-failed' && !initOk) state.inits.delete(initKey);
       this.o.metrics.parts.inc({ result });
-      if (result !== 'accepted' && result !== 'duplicate') {
+      // queued: listened to since mid-segment (listed from the next segment); unfollowed: just unwatched.
+      if (result !== 'accepted' && result !== 'duplicate' && result !== 'queued' && result !== 'unfollowed') {
         this.log.warn(
           {
             streamId: event.streamId,
@@ -303,6 +339,7 @@ export class LlOrigin {
         if (!isCurrentInit && now - file.at > this.o.keepMs) state.files.delete(path);
       }
       for (const [path, known] of state.urls) if (now - known.at > this.o.keepMs) state.urls.delete(path);
+      if (state.parts && now >= state.watchedUntil) this.unwatch(state);
       if (state.endedAt !== undefined && now - state.endedAt > this.o.keepMs) this.streams.delete(streamId);
     }
   }
@@ -310,7 +347,7 @@ export class LlOrigin {
   /** Streams whose parts this replica fetches ahead (an LL request within watchMs). */
   watchedStreams(): number {
     const now = Date.now();
-    return [...this.streams.values()].filter((s) => now < s.watchedUntil).length;
+    return [...this.streams.values()].filter((s) => s.parts !== undefined).length;
   }
 
   /** Handles a GET/HEAD under /ll/; false if the path is not an LL-HLS one. */
@@ -319,8 +356,8 @@ export class LlOrigin {
     if (!m) return false;
     const [, streamId = '', playlistName, epoch, rendition, file, partNumber, segmentSequence] = m;
     const state = this.streams.get(streamId);
-    // Someone watches this stream in LL through this replica: fetch its parts ahead from now on.
-    if (state) state.watchedUntil = Date.now() + this.o.watchMs;
+    // Someone watches this stream in LL through this replica: hear and fetch its parts ahead from now on.
+    if (state) this.watch(streamId, state);
     const send = (status: number, headers: Record<string, string | number>, body?: Buffer | string) => {
       res.writeHead(status, headers).end(req.method === 'HEAD' ? undefined : body);
     };
@@ -336,8 +373,8 @@ export class LlOrigin {
     }
     // Playlists of a stream another replica owns come from that replica (one numbering per stream); a
     // forwarded request is marked so it is never forwarded again (replicas briefly disagreeing on the owner).
-    const owner = playlistName && !req.headers['x-ll-forwarded'] ? this.o.ring?.owner(streamId) : null;
-    if (owner) {
+    const owner = req.headers['x-ll-forwarded'] ? null : this.o.ring?.owner(streamId);
+    if (owner && playlistName) {
       this.forward(owner.url, req, res, url, () =>
         this.answerPlaylist(streamId, playlistName ?? '', url, send, notFound),
       );
@@ -348,7 +385,8 @@ export class LlOrigin {
       return true;
     }
     if (!state) {
-      notFound('no LL-HLS stream with this id');
+      if (owner) this.forward(owner.url, req, res, url, () => notFound('no LL-HLS stream with this id'));
+      else notFound('no LL-HLS stream with this id');
       return true;
     }
     const path = `${epoch}/${rendition}/${file}`;
@@ -372,6 +410,13 @@ export class LlOrigin {
       media(inMemory);
       return true;
     }
+    // Not heard of here, while this replica does not hear this rendition's parts from a segment start (it has
+    // just started listening): the owner listed it, so the owner has it.
+    const inSync = state.ll.renditions.get(rendition ?? '')?.partsInSync;
+    if (owner && partNumber !== undefined && !state.urls.has(path) && !inSync) {
+      this.forward(owner.url, req, res, url, () => notFound('no such part'));
+      return true;
+    }
     if (partNumber !== undefined) {
       // Announced (listed unwatched, or being fetched): from its worker; else maybe the next one (held).
       const bytes = state.urls.has(path)
@@ -393,7 +438,12 @@ export class LlOrigin {
           await Promise.all(segmentParts.map((p) => state.files.get(p)?.bytes ?? this.fetchListed(state, p))),
         );
       })
-      .then((bytes) => (bytes ? media(bytes) : notFound('not found')));
+      .then((bytes) => {
+        if (bytes) media(bytes);
+        // A segment whose parts this replica did not hear, not in storage yet: the owner listed it.
+        else if (owner) this.forward(owner.url, req, res, url, () => notFound('not found'));
+        else notFound('not found');
+      });
     return true;
   }
 

@@ -15,6 +15,12 @@
 //   the old worker never wrote it) and starts the next after EXT-X-DISCONTINUITY with its own EXT-X-MAP.
 // - Media sequence numbers are the playlist's own, monotonic across epochs; EXT-X-DISCONTINUITY-SEQUENCE
 //   counts the discontinuities that left the window (6.2.2).
+// - Following parts: an origin hears a stream's part events only while someone watches it in LL
+//   (ll-origin.ts), segment events always. stopFollowingParts(): parts are no longer listed from the open
+//   segment on, and there is no preload hint (the next part's number is unknown); segments keep coming from
+//   their events. followParts(): parts are queued until one starts the segment right after the last
+//   complete one (a part starting segment s usually comes before the event completing s - 1), then listed
+//   from there, so the playlist never skips a segment and never lists a segment's parts but some.
 // hls-parser 0.16 writes every LL-HLS tag used here; the one gap is EXT-X-SKIP's RECENTLY-REMOVED-DATERANGES
 // attribute (for _HLS_skip=v2), added to its line after stringify (see render()).
 import { stringify, types } from 'hls-parser';
@@ -72,7 +78,14 @@ export interface SegmentInput {
   programDateTime?: Date;
 }
 
-export type AcceptResult = 'accepted' | 'duplicate' | 'fenced' | 'out-of-order' | 'ended';
+export type AcceptResult =
+  | 'accepted'
+  | 'duplicate'
+  | 'fenced'
+  | 'out-of-order'
+  | 'ended'
+  | 'queued'
+  | 'unfollowed';
 
 export interface LlPart {
   index: number;
@@ -97,6 +110,8 @@ export interface LlSegment {
   programDateTime?: Date;
   /** Closed by an epoch change before its worker finished it: serve it as its parts concatenated. */
   truncated: boolean;
+  /** Its parts are not all known (parts stopped being followed in it): listed as a segment only. */
+  partsIncomplete: boolean;
 }
 
 /** Where a playlist ends: the newest part (or, for a segment without parts, the segment). */
@@ -137,6 +152,10 @@ export class LlRenditionPlaylist {
   /** Newest (sequence, part number) of the current epoch: what comes next is checked against it. */
   private lastSequence = -1;
   private lastNumber = -1;
+  /** following: parts are listed as they come; resyncing: queued until one starts the next segment; off: ignored. */
+  private partsMode: 'following' | 'resyncing' | 'off' = 'following';
+  /** Parts heard while resyncing, in arrival order (at most a segment or two). */
+  private pending: PartInput[] = [];
   private readonly listeners = new Set<() => void>();
 
   constructor(options: LlPlaylistOptions) {
@@ -168,9 +187,31 @@ export class LlRenditionPlaylist {
     this.changed();
   }
 
+  /** Parts are listed as they come again, from the next segment that can be listed whole. */
+  followParts(): void {
+    if (this.partsMode !== 'off') return;
+    this.partsMode = 'resyncing';
+  }
+
+  /** Parts are not heard any more: the open segment becomes segment-only, no preload hint. */
+  stopFollowingParts(): void {
+    if (this.partsMode === 'off') return;
+    this.partsMode = 'off';
+    this.pending = [];
+    if (this.open) this.open.partsIncomplete = true;
+    this.changed();
+  }
+
+  /** True while parts are listed as they come (so the preload hint names the real next part). */
+  get partsInSync(): boolean {
+    return this.partsMode === 'following';
+  }
+
   addPart(input: PartInput): AcceptResult {
+    if (this.partsMode === 'off') return 'unfollowed';
     const gate = this.gate(input.epoch);
     if (gate) return gate;
+    if (this.partsMode === 'resyncing') return this.resync(input);
     const open = this.open;
     if (open && open.epoch === input.epoch && open.sequence === input.sequence) {
       if (input.index < open.parts.length) return 'duplicate';
@@ -214,8 +255,36 @@ export class LlRenditionPlaylist {
       this.startSegment(input.epoch, input.sequence, input.programDateTime);
       this.finish(this.open as LlSegment, input.duration);
     }
+    if (this.partsMode === 'resyncing') this.drainPending();
     this.changed();
     return 'accepted';
+  }
+
+  /** Resyncing: queues the part, and lists the queue once it starts the segment after the last complete one. */
+  private resync(input: PartInput): AcceptResult {
+    this.pending.push(input);
+    // Bounded: a segment event that never comes must not grow the queue (10 s of 200 ms parts).
+    if (this.pending.length > 50) this.pending.shift();
+    return this.drainPending() ? 'accepted' : 'queued';
+  }
+
+  /** Lists the queued parts if they start the next segment (dropping those before it); true if it did. */
+  private drainPending(): boolean {
+    // A fresh epoch (or playlist) starts with whatever segment comes first, as after a start or a failover.
+    const next = this.lastSequence < 0 ? undefined : this.lastSequence + 1;
+    this.pending = this.pending.filter((p) => p.epoch === this.epoch && p.sequence > this.lastSequence);
+    const start = this.pending.findIndex(
+      (p) => p.index === 0 && p.independent && (next === undefined || p.sequence === next),
+    );
+    // An open segment here is one whose parts were missed: only its segment event knows its duration, so
+    // the next segment waits for that event (completeSegment drains again).
+    if (start < 0 || this.open) return false;
+    const queued = this.pending.slice(start);
+    this.pending = [];
+    this.partsMode = 'following';
+    this.lastNumber = -1;
+    for (const part of queued) this.addPart(part);
+    return true;
   }
 
   /** The stream ended: the open segment is closed as it is, ENDLIST is written, nothing is held any more. */
@@ -228,11 +297,18 @@ export class LlRenditionPlaylist {
 
   /** The newest part or segment, undefined before the first. */
   position(): Position | undefined {
-    const open = this.open;
-    if (open && open.parts.length > 0) return { msn: open.msn, part: open.parts.length - 1 };
+    const open = this.listedOpen();
+    if (open) return { msn: open.msn, part: open.parts.length - 1 };
     const last = this.segments.at(-1);
     if (!last) return undefined;
-    return { msn: last.msn, part: last.parts.length > 0 ? last.parts.length - 1 : Number.POSITIVE_INFINITY };
+    const listed = last.parts.length > 0 && !last.partsIncomplete;
+    return { msn: last.msn, part: listed ? last.parts.length - 1 : Number.POSITIVE_INFINITY };
+  }
+
+  /** The open segment if it is listed: it has parts, all of them known. */
+  private listedOpen(): LlSegment | undefined {
+    const open = this.open;
+    return open && open.parts.length > 0 && !open.partsIncomplete ? open : undefined;
   }
 
   /** Media sequence number of the newest complete segment (-1 before the first). */
@@ -252,7 +328,8 @@ export class LlRenditionPlaylist {
 
   /** The media playlist, full or as a delta update. */
   render({ skip, reports = [] }: RenderOptions = {}): string {
-    const all = [...this.segments, ...(this.open && this.open.parts.length > 0 ? [this.open] : [])];
+    const open = this.listedOpen();
+    const all = [...this.segments, ...(open ? [open] : [])];
     const end = all.reduce((sum, s) => sum + s.duration, 0);
     // Start of each segment, seconds from the start of the window.
     const starts: number[] = [];
@@ -261,7 +338,8 @@ export class LlRenditionPlaylist {
       return at + s.duration;
     }, 0);
     // Segment entries as hls-parser counts them: the hint-only entry after a complete segment is one too.
-    const hintOnly = !this.ended && !(this.open && this.open.parts.length > 0);
+    // No hint while parts are not followed: the next part's number is not known.
+    const hintOnly = !this.ended && this.partsInSync && !open;
     const entries = all.length + (hintOnly ? 1 : 0);
     const delta = skip !== undefined && !this.ended;
     let skipped = 0;
@@ -275,7 +353,8 @@ export class LlRenditionPlaylist {
     }
     const segments = all.slice(skipped).map((s, j) => {
       const i = j + skipped;
-      const withParts = end - (starts[i] ?? 0) < 3 * this.targetDuration && i >= entries - 3;
+      const withParts =
+        end - (starts[i] ?? 0) < 3 * this.targetDuration && i >= entries - 3 && !s.partsIncomplete;
       const parts = withParts
         ? s.parts.map(
             (p) =>
@@ -378,6 +457,7 @@ export class LlRenditionPlaylist {
       duration: 0,
       programDateTime,
       truncated: false,
+      partsIncomplete: false,
     };
     this.lastSequence = sequence;
   }
@@ -400,6 +480,7 @@ export class LlRenditionPlaylist {
 /** The LL-HLS playlists of one stream: its renditions, each rendered with reports of all the others. */
 export class LlStream {
   readonly renditions = new Map<string, LlRenditionPlaylist>();
+  private followingParts = true;
 
   constructor(private readonly defaults: Omit<LlPlaylistOptions, 'rendition'>) {}
 
@@ -407,9 +488,21 @@ export class LlStream {
     let playlist = this.renditions.get(name);
     if (!playlist) {
       playlist = new LlRenditionPlaylist({ ...this.defaults, rendition: name });
+      if (!this.followingParts) playlist.stopFollowingParts();
       this.renditions.set(name, playlist);
     }
     return playlist;
+  }
+
+  /** Part events are heard (again) for every rendition: see LlRenditionPlaylist.followParts. */
+  followParts(): void {
+    this.followingParts = true;
+    for (const playlist of this.renditions.values()) playlist.followParts();
+  }
+
+  stopFollowingParts(): void {
+    this.followingParts = false;
+    for (const playlist of this.renditions.values()) playlist.stopFollowingParts();
   }
 
   /** A rendition's media playlist, with EXT-X-RENDITION-REPORT for every other rendition that has media. */
