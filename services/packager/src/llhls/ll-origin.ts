@@ -78,7 +78,7 @@ interface StreamState {
   urls: Map<string, { url: string; at: number }>;
   /** Fetches in flight, by resource path (a request and a prefetch of the same part share one). */
   fetching: Map<string, Promise<boolean>>;
-  /** Until when parts are fetched ahead (ms): the last LL request for this stream plus watchMs. */
+  /** Until when parts are heard and fetched ahead (ms): the last LL request for this stream plus watchMs. */
   watchedUntil: number;
   /** This replica's subscription to the stream's part events, while it is watched. */
   parts?: { unsubscribe(): void };
@@ -344,9 +344,8 @@ export class LlOrigin {
     }
   }
 
-  /** Streams whose parts this replica fetches ahead (an LL request within watchMs). */
+  /** Streams whose part events this replica hears and fetches ahead (an LL request within watchMs). */
   watchedStreams(): number {
-    const now = Date.now();
     return [...this.streams.values()].filter((s) => s.parts !== undefined).length;
   }
 
