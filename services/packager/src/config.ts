@@ -41,8 +41,8 @@ export const packagerConfigSchema = z.object({
   /**
    * A stream's part events are heard (and its parts fetched ahead, listed once in memory) only while it is
    * watched: an LL request for it reached this replica within this long. So an origin spends nothing per
-   * part on streams nobody watches in LL; the first request of an unwatched stream waits up to about a
-   * segment for parts to be listed again from a segment start.
+   * part on streams nobody watches in LL; the first request of an unwatched stream waits up to about two
+   * segments for parts to be listed again from a segment start.
    */
   PACKAGER_LL_WATCH_MS: env.ms(30_000),
   /**

@@ -516,7 +516,7 @@ test('a playlist with no complete segment yet (a new stream) is held until it ha
   assert.ok(heldMs < 450, `held ${heldMs} ms: the part's wait and the first segment's share the 300 ms`);
 });
 
-test('a playlist whose parts are not followed yet (its first LL request) is held until they are; with segments only if they do not come', async () => {
+test('a playlist whose parts are not followed yet (its first LL request) is held until a segment is listed with its parts; as it is if they do not come', async () => {
   const stream = newStream();
   const playlist = stream.rendition('360p');
   const feeder = new Feeder(playlist);
@@ -532,19 +532,30 @@ test('a playlist whose parts are not followed yet (its first LL request) is held
   });
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(settled, false, 'held while parts are not listed as they come');
-  // The first part of segment 2 is heard: parts are listed again, and the answer has them and the hint.
-  assert.equal(
-    playlist.addPart({ epoch: 1, sequence: 2, index: 0, number: 10, duration: PART, independent: true }),
-    'accepted',
-  );
+  // Segment 2 is heard from its first part: parts are listed again, but a player joining now would start a
+  // segment back, in segment 1, which has none: still held until segment 2 is complete.
+  const addPart = (sequence: number, index: number) =>
+    playlist.addPart({
+      epoch: 1,
+      sequence,
+      index,
+      number: 10 + (sequence - 2) * 5 + index,
+      duration: PART,
+      independent: index === 0,
+    });
+  for (let i = 0; i < 5; i++) assert.equal(addPart(2, i), 'accepted');
+  assert.equal(playlist.partsInSync, true);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(settled, false, 'held until the first segment with parts is complete');
+  assert.equal(addPart(3, 0), 'accepted');
   const answer = await held;
   assert.equal(answer.status, 200);
   const r = checkLlRules(answer.body);
   assert.deepEqual(
-    r.entries.at(-1)?.parts.map((p) => p.uri),
-    ['1/360p/part_10.m4s'],
+    r.entries.slice(-2).map((e) => e.parts.map((p) => p.uri.replace('1/360p/', ''))),
+    [['part_10.m4s', 'part_11.m4s', 'part_12.m4s', 'part_13.m4s', 'part_14.m4s'], ['part_15.m4s']],
   );
-  assert.deepEqual(r.hints, ['1/360p/part_11.m4s']);
+  assert.deepEqual(r.hints, ['1/360p/part_16.m4s']);
   // No part within the hold (a stalled stream): the segments, without parts or hint, rather than an error.
   stream.stopFollowingParts();
   stream.followParts();
@@ -554,6 +565,6 @@ test('a playlist whose parts are not followed yet (its first LL request) is held
   assert.deepEqual(segmentsOnly.hints, []);
   assert.deepEqual(
     segmentsOnly.entries.map((e) => e.uri),
-    ['1/360p/seg_0.m4s', '1/360p/seg_1.m4s'],
+    ['1/360p/seg_0.m4s', '1/360p/seg_1.m4s', '1/360p/seg_2.m4s'],
   );
 });

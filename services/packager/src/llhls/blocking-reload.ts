@@ -11,9 +11,10 @@
 //   stream), until it has one. Its parts alone belong to a segment still being cut, and players see no
 //   segment in it: hls.js reports levelEmptyError (an error event every viewer of a new stream would get).
 // - Held, within the same time: a playlist whose parts are not listed yet (the origin has just started
-//   hearing the stream's parts: the first LL viewer of a stream on this origin), until they are (the next
-//   segment start, about a segment later), so the player starts at the live edge with parts and a preload
-//   hint. If they do not come in time, the playlist is answered with segments only.
+//   hearing the stream's parts: the first LL viewer of a stream on this origin), until they are and the
+//   first segment listed with its parts is complete (LlRenditionPlaylist.partsReady: 1-2 segments), so the
+//   player starts near the live edge with a segment of parts behind it and a preload hint. If they do not
+//   come in time, the playlist is answered as it is (segments only, or the first parts).
 // - 400 at once (S1): _HLS_msn more than 2 beyond the last complete segment, or _HLS_part more than the
 //   Advance Part Limit (3 / PART-TARGET parts if PART-TARGET < 1 s, else 3) beyond the newest part; and
 //   _HLS_part without _HLS_msn (M6).
@@ -93,10 +94,10 @@ export function waitForFirstSegment(
   return until(playlist, () => playlist.ended || playlist.segments.length > 0, 'a first segment', timeoutMs);
 }
 
-/** Resolves once the playlist lists parts as they come (or has ENDLIST), or after `timeoutMs` all the same. */
+/** Resolves once the playlist's parts are ready for a joining player (or it has ENDLIST), or after `timeoutMs` all the same. */
 export async function waitForParts(playlist: LlRenditionPlaylist, timeoutMs: number): Promise<void> {
   try {
-    await until(playlist, () => playlist.ended || playlist.partsInSync, 'parts', timeoutMs);
+    await until(playlist, () => playlist.ended || playlist.partsReady, 'parts', timeoutMs);
   } catch (e) {
     if (!(e instanceof PlaylistRequestError)) throw e;
   }

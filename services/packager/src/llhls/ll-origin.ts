@@ -9,9 +9,10 @@
 //   for every stream (3 a second per stream): LL playlists keep their segments and numbering while unwatched.
 // - The first LL request of an unwatched stream: its playlist lists segments only until parts are listed
 //   again from a segment start (ll-playlist.ts, about a segment later); a playlist request is held until
-//   then (blocking-reload.ts), so even the first viewer starts with parts and a preload hint. A part or
-//   segment this replica has not heard of (it started listening after it was announced) is fetched through
-//   the stream's owner, which lists it (forwarded like playlists).
+//   then and until that segment is complete (blocking-reload.ts), so even the first viewer starts with a
+//   segment of parts and a preload hint. A part this replica has not heard of and would not hold, or a
+//   segment it cannot assemble (announced before it started listening), is fetched through the stream's
+//   owner, which lists it (forwarded like playlists).
 // - Parts of a watched stream: on a part event the origin fetches the part's bytes (and the rendition's
 //   init segment, once) from the worker that cut it, keeps them in memory, and only then lists the part: a
 //   listed part is served at once. Media bytes never go through NATS. A part that arrives after the watch
@@ -409,10 +410,14 @@ export class LlOrigin {
       media(inMemory);
       return true;
     }
-    // Not heard of here, while this replica does not hear this rendition's parts from a segment start (it has
-    // just started listening): the owner listed it, so the owner has it.
-    const inSync = state.ll.renditions.get(rendition ?? '')?.partsInSync;
-    if (owner && partNumber !== undefined && !state.urls.has(path) && !inSync) {
+    // A part not heard of here and not one of the next ones (which would be held): announced before this
+    // replica started listening to the stream. The owner listed it, so the owner has it.
+    if (
+      owner &&
+      partNumber !== undefined &&
+      !state.urls.has(path) &&
+      !this.canHold(state, Number(epoch), rendition ?? '', Number(partNumber))
+    ) {
       this.forward(owner.url, req, res, url, () => notFound('no such part'));
       return true;
     }
@@ -519,10 +524,7 @@ export class LlOrigin {
     path: string,
   ): Promise<Buffer | undefined> {
     const playlist = state.ll.renditions.get(rendition);
-    if (!playlist || playlist.ended || epoch < playlist.epoch) return Promise.resolve(undefined);
-    const next = epoch > playlist.epoch ? 0 : playlist.nextPartNumber();
-    if (number < next || number > next + advancePartLimit(playlist.partTarget))
-      return Promise.resolve(undefined);
+    if (!playlist || !this.canHold(state, epoch, rendition, number)) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       const waiters = state.waiters.get(path) ?? new Set<() => void>();
       state.waiters.set(path, waiters);
@@ -539,6 +541,18 @@ export class LlOrigin {
       );
       waiters.add(wake);
     });
+  }
+
+  /**
+   * Whether a part not fetched yet is one of the next few of the current epoch as this replica lists them
+   * (the preload hint, or a player a little ahead). Not while its parts are out of sync (just started
+   * listening): the next part's number is not known then.
+   */
+  private canHold(state: StreamState, epoch: number, rendition: string, number: number): boolean {
+    const playlist = state.ll.renditions.get(rendition);
+    if (!playlist || playlist.ended || epoch < playlist.epoch || !playlist.partsInSync) return false;
+    const next = epoch > playlist.epoch ? 0 : playlist.nextPartNumber();
+    return number >= next && number <= next + advancePartLimit(playlist.partTarget);
   }
 
   private async fromStorage(key: string): Promise<Buffer | null> {

@@ -156,6 +156,8 @@ export class LlRenditionPlaylist {
   private partsMode: 'following' | 'resyncing' | 'off' = 'following';
   /** Parts heard while resyncing, in arrival order (at most a segment or two). */
   private pending: PartInput[] = [];
+  /** The first segment listed with its parts after a resync, until it is complete (see partsReady). */
+  private resyncedMsn: number | undefined;
   private readonly listeners = new Set<() => void>();
 
   constructor(options: LlPlaylistOptions) {
@@ -198,6 +200,7 @@ export class LlRenditionPlaylist {
     if (this.partsMode === 'off') return;
     this.partsMode = 'off';
     this.pending = [];
+    this.resyncedMsn = undefined;
     if (this.open) this.open.partsIncomplete = true;
     this.changed();
   }
@@ -205,6 +208,19 @@ export class LlRenditionPlaylist {
   /** True while parts are listed as they come (so the preload hint names the real next part). */
   get partsInSync(): boolean {
     return this.partsMode === 'following';
+  }
+
+  /**
+   * Parts are in sync and, after a resync, the first segment listed with its parts is complete: a player
+   * joining now finds parts back to PART-HOLD-BACK (a segment) from the live edge. With only the open
+   * segment's first part listed, hls.js started a second further back, in a segment without parts, and
+   * stalled once at start (bench:llhls), which then raised its target latency for the session.
+   */
+  get partsReady(): boolean {
+    if (!this.partsInSync) return false;
+    if (this.resyncedMsn !== undefined && this.lastCompleteMsn() >= this.resyncedMsn)
+      this.resyncedMsn = undefined;
+    return this.resyncedMsn === undefined;
   }
 
   addPart(input: PartInput): AcceptResult {
@@ -283,6 +299,8 @@ export class LlRenditionPlaylist {
     this.pending = [];
     this.partsMode = 'following';
     this.lastNumber = -1;
+    // Mid-stream (segments before it were listed without parts): ready once this segment is complete.
+    if (this.lastSequence >= 0 || this.segments.length > 0) this.resyncedMsn = this.nextMsn;
     for (const part of queued) this.addPart(part);
     return true;
   }
