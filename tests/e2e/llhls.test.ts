@@ -17,9 +17,13 @@ const parts: (PartEvent & { receivedAt: number })[] = [];
 
 before(async () => {
   // Replicas answer LL playlists 5 s after they start (production: 15 s), so the first one is the owner.
-  // Replicas fetch a stream's parts ahead while it had an LL request within 2 s (production: 30 s), so the
-  // tests below see both ways of serving parts.
-  p = await startPlatform({ workers: 2, env: { PACKAGER_LL_WARM_MS: '5000', PACKAGER_LL_WATCH_MS: '2000' } });
+  // Replicas hear a stream's parts while it had an LL request within 2 s (production: 30 s), so the tests
+  // below see a stream unwatched and watched again.
+  // A publisher that leaves ends the stream after 1 s (production: 10 s), for the last test.
+  p = await startPlatform({
+    workers: 2,
+    env: { PACKAGER_LL_WARM_MS: '5000', PACKAGER_LL_WATCH_MS: '2000', INGEST_RECONNECT_GRACE_MS: '1000' },
+  });
   p.nc.subscribe(subjects.mediaPart(STREAM), {
     callback: (_e, m) => {
       const d = decode(partEvent, m.data);
@@ -61,11 +65,17 @@ async function playlist(
 
 /**
  * A viewer's plain reloads every 500 ms, as a player's would: the origin hears a stream's parts only while
- * it is watched (PACKAGER_LL_WATCH_MS, 2 s here). Starts once the playlist lists parts; returns the stop.
+ * it is watched (PACKAGER_LL_WATCH_MS, 2 s here). Starts after a first request (held by the origin until
+ * it lists parts again, if the stream was unwatched); returns the stop.
  */
 async function keepWatching(): Promise<() => void> {
   await playlist('360p');
-  const timer = setInterval(() => void fetch(ll('360p.m3u8')).then((r) => r.arrayBuffer()), 500);
+  const reload = () =>
+    fetch(ll('360p.m3u8'))
+      .then((r) => r.arrayBuffer())
+      // A reload that fails only means a gap in the watching; the test's own requests report errors.
+      .catch(() => undefined);
+  const timer = setInterval(() => void reload(), 500);
   return () => clearInterval(timer);
 }
 
@@ -154,11 +164,16 @@ test("unwatched: the origin hears none of the stream's parts; the first request 
     timeoutMs: 10_000,
     what: 'the stream to be unwatched (no LL request for 2 s): its part subscription dropped',
   });
+  // Parts fetched before the unsubscribe may still be listed (and counted) for a moment: count from a
+  // second later (5 parts; a local fetch takes milliseconds, its timeout is 1 s).
+  const announcedSince = (since: number) => parts.slice(since).filter((e) => e.rendition === '360p').length;
+  const unsubscribedAt = parts.length;
+  await waitFor(() => announcedSince(unsubscribedAt) >= 5, {
+    what: '5 parts announced while nobody watches',
+  });
   const heardBefore = await partsHeard();
   const since = parts.length;
-  await waitFor(() => parts.slice(since).filter((e) => e.rendition === '360p').length >= 3, {
-    what: '3 parts announced while nobody watches',
-  });
+  await waitFor(() => announcedSince(since) >= 3, { what: '3 more parts announced while nobody watches' });
   assert.equal(await partsHeard(), heardBefore, 'no part event reached the origin while unwatched');
   assert.equal(await metric('packager_ll_watched_streams'), 0);
   // The first request: held until this origin lists parts again from a segment start (the next one, once
@@ -167,6 +182,7 @@ test("unwatched: the origin hears none of the stream's parts; the first request 
   const asked = Date.now();
   const { read } = await playlist('360p');
   const heldMs = Date.now() - asked;
+  console.log(`the first LL request of an unwatched stream was held ${heldMs} ms`);
   assert.ok(heldMs < 3000, `held ${heldMs} ms: about two segments at most, within the 3 s hold`);
   // The newest parts: of the open segment, or (its segment event came before the next segment's first
   // part) of the complete segment, the hint then standing alone for the next one.
@@ -405,4 +421,29 @@ test('planned move (make-before-break) with parts: the playlist follows part by 
   const longest = Math.max(...holds);
   console.log(`planned move with parts: ${holds.length} blocking reloads, longest hold ${longest} ms`);
   assert.ok(longest < 1000, `a blocking reload was held ${longest} ms during the move`);
+});
+
+test('a stream that ends: ENDLIST, and the origin stops hearing its parts although players keep asking', async () => {
+  const stopWatching = await keepWatching();
+  try {
+    assert.equal(await p.metric(p.packager, 'packager_ll_watched_streams'), 1);
+    await publisher?.stop('SIGKILL');
+    publisher = undefined;
+    await waitFor(
+      async () => {
+        const r = await playlist('360p');
+        return r.status === 200 && r.read.endlist;
+      },
+      { timeoutMs: 20_000, what: 'ENDLIST in the LL playlist' },
+    );
+    // Players polling until they see ENDLIST keep the stream watched, but nothing of it is listed any more.
+    await waitFor(async () => (await p.metric(p.packager, 'packager_ll_watched_streams')) === 0, {
+      timeoutMs: 3000,
+      what: 'the part subscription dropped at the end',
+    });
+    await playlist('360p');
+    assert.equal(await p.metric(p.packager, 'packager_ll_watched_streams'), 0, 'not subscribed again');
+  } finally {
+    stopWatching();
+  }
 });

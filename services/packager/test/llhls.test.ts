@@ -223,6 +223,74 @@ test('parts followed again mid-stream: segments only until a part starts the seg
       [6, undefined, 1, undefined],
     ],
   );
+  // A part lost while following (its fetch failed): its segment is listed without parts from then on, with
+  // its event's duration, and parts are listed again from the next segment start. A late part is only late.
+  const at = playlist.position();
+  assert.deepEqual(at, { msn: 6, part: 0 });
+  assert.equal(part(6, 1), 'accepted');
+  assert.equal(part(6, 0), 'duplicate');
+  assert.equal(part(6, 3), 'queued', 'part 2 was lost: resync');
+  assert.equal(playlist.partsInSync, false);
+  assert.deepEqual(read().hints, [], 'no hint: the next part is not listed in order any more');
+  assert.equal(part(7, 0), 'queued');
+  assert.equal(segment(6), 'accepted');
+  assert.equal(playlist.partsInSync, true);
+  r = read();
+  assert.deepEqual(
+    r.entries.slice(-2).map((e) => [e.msn, e.uri, e.parts.length, e.duration]),
+    [
+      [6, '1/360p/seg_6.m4s', 0, 1],
+      [7, undefined, 1, undefined],
+    ],
+  );
+  // Unwatched, then a segment event missing (its upload failed): the next one follows a discontinuity.
+  stream.stopFollowingParts();
+  assert.equal(segment(7), 'accepted', 'the open segment was dropped; its event lists it');
+  assert.equal(segment(9), 'accepted', 'segment 8 never announced');
+  r = read();
+  assert.deepEqual(
+    r.entries.slice(-3).map((e) => [e.msn, e.uri, e.discontinuity]),
+    [
+      [6, '1/360p/seg_6.m4s', false],
+      [7, '1/360p/seg_7.m4s', false],
+      [8, '1/360p/seg_9.m4s', true],
+    ],
+  );
+  // A new epoch (failover) while unwatched: nothing to truncate; watched again from the middle of its first
+  // segment, which its event lists first (not skipped).
+  playlist.raiseEpoch(2);
+  stream.followParts();
+  const part2 = (sequence: number, index: number) =>
+    playlist.addPart({
+      epoch: 2,
+      sequence,
+      index,
+      number: sequence * 5 + index,
+      duration: PART,
+      independent: index === 0,
+    });
+  assert.equal(part2(0, 3), 'queued');
+  assert.equal(part2(0, 4), 'queued');
+  assert.equal(part2(1, 0), 'queued', 'segment 0 of the epoch first');
+  assert.equal(playlist.completeSegment({ epoch: 2, sequence: 0, duration: 1 }), 'accepted');
+  assert.equal(playlist.partsInSync, true);
+  r = read();
+  assert.deepEqual(
+    r.entries.slice(-3).map((e) => [e.msn, e.uri, e.discontinuity, e.parts.length]),
+    [
+      [8, '1/360p/seg_9.m4s', true, 0],
+      [9, '2/360p/seg_0.m4s', true, 0],
+      [10, undefined, false, 1],
+    ],
+  );
+  // Ended while resyncing: ENDLIST, nothing held, no hint.
+  stream.stopFollowingParts();
+  stream.followParts();
+  assert.equal(playlist.awaitingParts, true);
+  playlist.end();
+  assert.equal(playlist.awaitingParts, false);
+  assert.equal(readLlPlaylist(stream.render('360p')).endlist, true);
+
   // A stream watched from its start (nothing complete yet) lists its first part at once.
   const fresh = newStream();
   fresh.stopFollowingParts();
@@ -233,6 +301,16 @@ test('parts followed again mid-stream: segments only until a part starts the seg
     'accepted',
   );
   assert.equal(first.partsInSync, true);
+  // A rendition heard of mid-stream while followed lists parts from a segment start: no hint of part 0.
+  const late = fresh.rendition('240p');
+  assert.equal(late.completeSegment({ epoch: 1, sequence: 4, duration: 1 }), 'accepted');
+  assert.equal(late.partsInSync, false);
+  assert.deepEqual(readLlPlaylist(fresh.render('240p')).hints, []);
+  assert.equal(
+    late.addPart({ epoch: 1, sequence: 5, index: 0, number: 25, duration: PART, independent: true }),
+    'accepted',
+  );
+  assert.deepEqual(readLlPlaylist(fresh.render('240p')).hints, ['1/240p/part_26.m4s']);
 });
 
 test('epoch change mid-segment: the old segment ends, a discontinuity and a new map start the next; zombies are fenced', () => {
@@ -272,14 +350,10 @@ test('epoch change mid-segment: the old segment ends, a discontinuity and a new 
   );
   assert.equal(playlist.completeSegment({ epoch: 1, sequence: 2 }), 'fenced');
   assert.equal(stream.render('360p'), text);
-  // Duplicates and gaps within the epoch are refused too.
+  // Duplicates within the epoch are refused too (a gap, a lost part, resyncs: see the next test).
   assert.equal(
     playlist.addPart({ epoch: 2, sequence: 0, index: 0, number: 0, duration: PART, independent: true }),
     'duplicate',
-  );
-  assert.equal(
-    playlist.addPart({ epoch: 2, sequence: 0, index: 2, number: 2, duration: PART, independent: false }),
-    'out-of-order',
   );
 
   // The assignment moves on (epoch 3) before its worker sends anything: epoch 2 is fenced from now on.
@@ -567,4 +641,21 @@ test('a playlist whose parts are not followed yet (its first LL request) is held
     segmentsOnly.entries.map((e) => e.uri),
     ['1/360p/seg_0.m4s', '1/360p/seg_1.m4s', '1/360p/seg_2.m4s'],
   );
+  // Parts that never come (every fetch failing): after 3 target durations of resync, requests are no
+  // longer held for them at all.
+  let clock = 0;
+  const stalled = new LlStream({ partTarget: PART, targetDuration: TD, now: () => clock });
+  const quiet = stalled.rendition('360p');
+  new Feeder(quiet).parts(6);
+  stalled.stopFollowingParts();
+  stalled.followParts();
+  assert.equal(quiet.awaitingParts, true);
+  clock = 2999;
+  assert.equal(quiet.awaitingParts, true);
+  clock = 3000;
+  assert.equal(quiet.awaitingParts, false);
+  const askedAt = Date.now();
+  const atOnce = await playlistResponse(stalled, '360p', q(''), 60_000);
+  assert.equal(atOnce.status, 200);
+  assert.ok(Date.now() - askedAt < 1000, 'answered at once, not after the 60 s hold');
 });

@@ -12,7 +12,7 @@
 //   segment in it: hls.js reports levelEmptyError (an error event every viewer of a new stream would get).
 // - Held, within the same time: a playlist whose parts are not listed yet (the origin has just started
 //   hearing the stream's parts: the first LL viewer of a stream on this origin), until they are and the
-//   first segment listed with its parts is complete (LlRenditionPlaylist.partsReady: 1-2 segments), so the
+//   first segment listed with its parts is complete (LlRenditionPlaylist.awaitingParts: 1-2 segments), so the
 //   player starts near the live edge with a segment of parts behind it and a preload hint. If they do not
 //   come in time, the playlist is answered as it is (segments only, or the first parts).
 // - 400 at once (S1): _HLS_msn more than 2 beyond the last complete segment, or _HLS_part more than the
@@ -97,7 +97,7 @@ export function waitForFirstSegment(
 /** Resolves once the playlist's parts are ready for a joining player (or it has ENDLIST), or after `timeoutMs` all the same. */
 export async function waitForParts(playlist: LlRenditionPlaylist, timeoutMs: number): Promise<void> {
   try {
-    await until(playlist, () => playlist.ended || playlist.partsReady, 'parts', timeoutMs);
+    await until(playlist, () => playlist.ended || !playlist.awaitingParts, 'parts', timeoutMs);
   } catch (e) {
     if (!(e instanceof PlaylistRequestError)) throw e;
   }

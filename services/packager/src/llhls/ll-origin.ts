@@ -237,6 +237,8 @@ export class LlOrigin {
       state.endTimer = undefined;
       state.endedAt = Date.now();
       for (const playlist of state.ll.renditions.values()) playlist.end();
+      // Nothing of it is listed any more (players polling for ENDLIST keep it watched, but hear nothing new).
+      this.unwatch(state);
       this.log.info({ streamId }, 'LL-HLS playlists ended');
     }, this.o.endSettleMs);
   }
@@ -341,7 +343,10 @@ export class LlOrigin {
       }
       for (const [path, known] of state.urls) if (now - known.at > this.o.keepMs) state.urls.delete(path);
       if (state.parts && now >= state.watchedUntil) this.unwatch(state);
-      if (state.endedAt !== undefined && now - state.endedAt > this.o.keepMs) this.streams.delete(streamId);
+      if (state.endedAt !== undefined && now - state.endedAt > this.o.keepMs) {
+        this.unwatch(state);
+        this.streams.delete(streamId);
+      }
     }
   }
 

@@ -16,11 +16,15 @@
 // - Media sequence numbers are the playlist's own, monotonic across epochs; EXT-X-DISCONTINUITY-SEQUENCE
 //   counts the discontinuities that left the window (6.2.2).
 // - Following parts: an origin hears a stream's part events only while someone watches it in LL
-//   (ll-origin.ts), segment events always. stopFollowingParts(): parts are no longer listed from the open
-//   segment on, and there is no preload hint (the next part's number is unknown); segments keep coming from
-//   their events. followParts(): parts are queued until one starts the segment right after the last
-//   complete one (a part starting segment s usually comes before the event completing s - 1), then listed
-//   from there, so the playlist never skips a segment and never lists a segment's parts but some.
+//   (ll-origin.ts), segment events always. stopFollowingParts(): the open segment is dropped (no player saw
+//   it: parts stop being followed PACKAGER_LL_WATCH_MS after the last LL request, and it is younger; its
+//   event lists it), segments come from their events, and there is no preload hint (the next part's number
+//   is unknown). followParts(): parts are queued until one starts the segment right after the last complete
+//   one (a part starting segment s may come before or after the event completing s - 1), then listed from
+//   there, so the playlist never skips a segment and never lists a segment's parts but some. A part lost
+//   while following (its fetch failed) resyncs the same way: its segment is then listed without parts.
+// - A missing segment event (its upload failed) with no parts to close the segment: the next segment is
+//   listed after EXT-X-DISCONTINUITY (its media does not follow the previous one's) rather than stopping.
 // hls-parser 0.16 writes every LL-HLS tag used here; the one gap is EXT-X-SKIP's RECENTLY-REMOVED-DATERANGES
 // attribute (for _HLS_skip=v2), added to its line after stringify (see render()).
 import { stringify, types } from 'hls-parser';
@@ -46,6 +50,8 @@ export interface LlPlaylistOptions {
   partTarget: number;
   /** EXT-X-TARGETDURATION, whole seconds; must not change during the stream (6.2.1). */
   targetDuration: number;
+  /** The clock (ms), for tests. */
+  now?: () => number;
   /** Complete segments kept in the playlist (default 12, enough for delta updates to skip something). */
   windowSegments?: number;
   /** PART-HOLD-BACK in seconds: how far behind the live edge players stay (default and minimum 3 x partTarget). */
@@ -110,7 +116,7 @@ export interface LlSegment {
   programDateTime?: Date;
   /** Closed by an epoch change before its worker finished it: serve it as its parts concatenated. */
   truncated: boolean;
-  /** Its parts are not all known (parts stopped being followed in it): listed as a segment only. */
+  /** Its parts are not all known (one was lost): listed as a segment only. */
   partsIncomplete: boolean;
 }
 
@@ -156,8 +162,11 @@ export class LlRenditionPlaylist {
   private partsMode: 'following' | 'resyncing' | 'off' = 'following';
   /** Parts heard while resyncing, in arrival order (at most a segment or two). */
   private pending: PartInput[] = [];
-  /** The first segment listed with its parts after a resync, until it is complete (see partsReady). */
+  /** The first segment listed with its parts after a resync, until it is complete (see awaitingParts). */
   private resyncedMsn: number | undefined;
+  /** When the last resync started (ms). */
+  private resyncStartedAt = 0;
+  private readonly now: () => number;
   private readonly listeners = new Set<() => void>();
 
   constructor(options: LlPlaylistOptions) {
@@ -173,6 +182,7 @@ export class LlRenditionPlaylist {
     this.skipUntil = Math.max(options.skipUntil ?? 0, 6 * this.targetDuration);
     this.partHoldBack = Math.max(options.partHoldBack ?? 0, 3 * this.partTarget);
     this.windowSegments = options.windowSegments ?? 12;
+    this.now = options.now ?? Date.now;
     this.uris = options.uris ?? defaultUris(options.rendition);
   }
 
@@ -193,15 +203,25 @@ export class LlRenditionPlaylist {
   followParts(): void {
     if (this.partsMode !== 'off') return;
     this.partsMode = 'resyncing';
+    this.resyncStartedAt = this.now();
   }
 
-  /** Parts are not heard any more: the open segment becomes segment-only, no preload hint. */
+  /** Parts are not heard any more: the open segment is dropped (its event lists it), no preload hint. */
   stopFollowingParts(): void {
     if (this.partsMode === 'off') return;
     this.partsMode = 'off';
     this.pending = [];
     this.resyncedMsn = undefined;
-    if (this.open) this.open.partsIncomplete = true;
+    const open = this.open;
+    if (open) {
+      this.open = undefined;
+      this.nextMsn = open.msn;
+      this.lastSequence = open.sequence - 1;
+      if (open.discontinuity) {
+        this.dsn--;
+        this.discontinuityPending = true;
+      }
+    }
     this.changed();
   }
 
@@ -211,16 +231,21 @@ export class LlRenditionPlaylist {
   }
 
   /**
-   * Parts are in sync and, after a resync, the first segment listed with its parts is complete: a player
-   * joining now finds parts back to PART-HOLD-BACK (a segment) from the live edge. With only the open
-   * segment's first part listed, hls.js started a second further back, in a segment without parts, and
-   * stalled once at start (bench:llhls), which then raised its target latency for the session.
+   * A resync is under way: parts are not in sync yet, or the first segment listed with its parts after it
+   * is not complete. A player joining then would not find parts back to PART-HOLD-BACK (a segment) from the
+   * live edge: with only the open segment's first part listed, hls.js started a second further back, in a
+   * segment without parts, and stalled once at start (bench:llhls), which then raised its target latency
+   * for the session. False after 3 target durations all the same (parts that do not come, e.g. every fetch
+   * failing, must not hold every request).
    */
-  get partsReady(): boolean {
-    if (!this.partsInSync) return false;
-    if (this.resyncedMsn !== undefined && this.lastCompleteMsn() >= this.resyncedMsn)
-      this.resyncedMsn = undefined;
-    return this.resyncedMsn === undefined;
+  get awaitingParts(): boolean {
+    if (this.ended || this.partsMode === 'off') return false;
+    if (this.partsMode === 'following') {
+      if (this.resyncedMsn !== undefined && this.lastCompleteMsn() >= this.resyncedMsn)
+        this.resyncedMsn = undefined;
+      if (this.resyncedMsn === undefined) return false;
+    }
+    return this.now() - this.resyncStartedAt < 3 * this.targetDuration * 1000;
   }
 
   addPart(input: PartInput): AcceptResult {
@@ -231,13 +256,13 @@ export class LlRenditionPlaylist {
     const open = this.open;
     if (open && open.epoch === input.epoch && open.sequence === input.sequence) {
       if (input.index < open.parts.length) return 'duplicate';
-      if (input.index > open.parts.length || input.number !== this.lastNumber + 1) return 'out-of-order';
+      if (input.index > open.parts.length || input.number !== this.lastNumber + 1) return this.lost(input);
     } else {
       if (input.sequence <= this.lastSequence) return 'duplicate';
       // A new segment: the next one, starting with its first part, independent (the cutter guarantees it).
       const expected = this.lastSequence < 0 ? input.sequence : this.lastSequence + 1;
-      if (input.sequence !== expected || input.index !== 0 || !input.independent) return 'out-of-order';
-      if (this.lastNumber >= 0 && input.number !== this.lastNumber + 1) return 'out-of-order';
+      if (input.sequence !== expected || input.index !== 0 || !input.independent) return this.lost(input);
+      if (this.lastNumber >= 0 && input.number !== this.lastNumber + 1) return this.lost(input);
       if (open) this.finish(open, undefined);
       this.startSegment(input.epoch, input.sequence, input.programDateTime);
     }
@@ -264,16 +289,44 @@ export class LlRenditionPlaylist {
       this.finish(open, input.duration);
     } else {
       if (input.sequence <= this.lastSequence) return 'duplicate';
-      if (this.lastSequence >= 0 && input.sequence !== this.lastSequence + 1) return 'out-of-order';
       if (input.duration === undefined) return 'out-of-order';
+      if (this.lastSequence >= 0 && input.sequence !== this.lastSequence + 1) {
+        // A segment event is missing (its upload failed) and no parts close that segment: this one follows
+        // a gap in the media, so after a discontinuity. With parts listed, their order decides instead.
+        if (open && !open.partsIncomplete) return 'out-of-order';
+        this.discontinuityPending = true;
+      }
       // A segment announced without parts (none were cut, or they were missed): listed as a plain segment.
-      if (open) this.finish(open, undefined);
+      // An open one whose parts were not all heard and whose own event never came ends with the parts it
+      // has (served as their concatenation), and the media jumps after it.
+      if (open?.partsIncomplete) {
+        this.finish(open, undefined, true);
+        this.discontinuityPending = true;
+      } else if (open) this.finish(open, undefined);
       this.startSegment(input.epoch, input.sequence, input.programDateTime);
       this.finish(this.open as LlSegment, input.duration);
     }
     if (this.partsMode === 'resyncing') this.drainPending();
     this.changed();
     return 'accepted';
+  }
+
+  /**
+   * Following, a part that is not the next one (the one before was lost: its fetch failed): its segment is
+   * listed without parts from now on (its event gives it its duration), and parts are listed again from a
+   * segment start, as after followParts(). Parts from before (a late one) are just out of order.
+   */
+  private lost(input: PartInput): AcceptResult {
+    const ahead =
+      input.number > this.lastNumber + 1 ||
+      input.sequence > this.lastSequence + 1 ||
+      (input.sequence === this.open?.sequence && input.index > this.open.parts.length);
+    if (!ahead || this.lastSequence < 0) return 'out-of-order';
+    if (this.open) this.open.partsIncomplete = true;
+    this.partsMode = 'resyncing';
+    this.resyncStartedAt = this.now();
+    this.changed();
+    return this.resync(input);
   }
 
   /** Resyncing: queues the part, and lists the queue once it starts the segment after the last complete one. */
@@ -286,12 +339,13 @@ export class LlRenditionPlaylist {
 
   /** Lists the queued parts if they start the next segment (dropping those before it); true if it did. */
   private drainPending(): boolean {
-    // A fresh epoch (or playlist) starts with whatever segment comes first, as after a start or a failover.
-    const next = this.lastSequence < 0 ? undefined : this.lastSequence + 1;
     this.pending = this.pending.filter((p) => p.epoch === this.epoch && p.sequence > this.lastSequence);
-    const start = this.pending.findIndex(
-      (p) => p.index === 0 && p.independent && (next === undefined || p.sequence === next),
-    );
+    if (this.pending.length === 0) return false;
+    // A fresh epoch (or playlist) starts with the first segment heard: if that one was heard from its
+    // middle, its event lists it first (skipping it would leave a hole in the new epoch).
+    const next =
+      this.lastSequence < 0 ? Math.min(...this.pending.map((p) => p.sequence)) : this.lastSequence + 1;
+    const start = this.pending.findIndex((p) => p.index === 0 && p.independent && p.sequence === next);
     // An open segment here is one whose parts were missed: only its segment event knows its duration, so
     // the next segment waits for that event (completeSegment drains again).
     if (start < 0 || this.open) return false;
@@ -299,7 +353,7 @@ export class LlRenditionPlaylist {
     this.pending = [];
     this.partsMode = 'following';
     this.lastNumber = -1;
-    // Mid-stream (segments before it were listed without parts): ready once this segment is complete.
+    // Mid-stream (segments before it were listed without parts): awaited until this segment is complete.
     if (this.lastSequence >= 0 || this.segments.length > 0) this.resyncedMsn = this.nextMsn;
     for (const part of queued) this.addPart(part);
     return true;
@@ -506,7 +560,10 @@ export class LlStream {
     let playlist = this.renditions.get(name);
     if (!playlist) {
       playlist = new LlRenditionPlaylist({ ...this.defaults, rendition: name });
-      if (!this.followingParts) playlist.stopFollowingParts();
+      // Parts are listed from a segment start: a rendition heard of mid-stream resyncs (its next part's
+      // number is not known); one that starts now lists its first part at once.
+      playlist.stopFollowingParts();
+      if (this.followingParts) playlist.followParts();
       this.renditions.set(name, playlist);
     }
     return playlist;
