@@ -126,6 +126,14 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     }
   };
   const opsPorts = new Map<Child, number>();
+  /** Every sample of `name` on a service's /metrics (all its label sets), none if absent or unreachable. */
+  const metricSamples = async (child: Child, name: string): Promise<number[]> => {
+    const res = await fetch(`http://127.0.0.1:${opsPorts.get(child)}/metrics`).catch(() => null);
+    return ((await res?.text()) ?? '')
+      .split('\n')
+      .filter((l) => new RegExp(`^${name}[ {]`).test(l))
+      .map((l) => Number(l.split(' ').at(-1)));
+  };
   const start = async (service: string, env: Record<string, string>) => {
     const opsPort = await freePort();
     const opsVar = `${service.toUpperCase()}_OPS_PORT`;
@@ -215,16 +223,10 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     startIngest,
     publishUrlOn: (port, key) => `rtmp://127.0.0.1:${port}/live/${key}`,
     async metric(child, name) {
-      const res = await fetch(`http://127.0.0.1:${opsPorts.get(child)}/metrics`).catch(() => null);
-      const line = (await res?.text())?.split('\n').find((l) => new RegExp(`^${name}[ {]`).test(l));
-      return line ? Number(line.split(' ').at(-1)) : null;
+      return (await metricSamples(child, name))[0] ?? null;
     },
     async metricTotal(child, name) {
-      const res = await fetch(`http://127.0.0.1:${opsPorts.get(child)}/metrics`);
-      return (await res.text())
-        .split('\n')
-        .filter((l) => new RegExp(`^${name}[ {]`).test(l))
-        .reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
+      return (await metricSamples(child, name)).reduce((sum, value) => sum + value, 0);
     },
     async createKey(streamId) {
       const reply = await nc.request(subjects.ctl.keysCreate, bytes(JSON.stringify({ streamId })), {

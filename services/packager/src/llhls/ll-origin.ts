@@ -207,8 +207,10 @@ export class LlOrigin {
 
   private newStream(streamId: string, ladder: Pick<Rendition, 'fps'>[]): StreamState {
     const previous = this.streams.get(streamId);
-    if (previous) clearTimeout(previous.endTimer);
-    previous?.parts?.unsubscribe();
+    if (previous) {
+      clearTimeout(previous.endTimer);
+      previous.parts?.unsubscribe();
+    }
     const ll = new LlStream({
       partTarget: partTargetFor(this.o.partMs, ladder),
       targetDuration: this.o.targetDuration,
@@ -376,22 +378,23 @@ export class LlOrigin {
       );
       return true;
     }
-    // Playlists of a stream another replica owns come from that replica (one numbering per stream); a
-    // forwarded request is marked so it is never forwarded again (replicas briefly disagreeing on the owner).
-    const owner = req.headers['x-ll-forwarded'] ? null : this.o.ring?.owner(streamId);
-    if (owner && playlistName) {
-      this.forward(owner.url, req, res, url, () =>
-        this.answerPlaylist(streamId, playlistName ?? '', url, send, notFound),
-      );
-      return true;
-    }
+    // Passes the request to the replica that owns the stream, if another one does: false if this one does.
+    // A forwarded request is marked so it is never forwarded again (replicas briefly disagreeing on the
+    // owner). Looked up only when needed: not for the parts and segments served from memory.
+    const toOwner = (fallback: () => void): boolean => {
+      const owner = req.headers['x-ll-forwarded'] ? null : this.o.ring?.owner(streamId);
+      if (owner) this.forward(owner.url, req, res, url, fallback);
+      return Boolean(owner);
+    };
+    // Playlists of a stream another replica owns come from that replica (one numbering per stream).
     if (playlistName) {
-      this.answerPlaylist(streamId, playlistName, url, send, notFound);
+      const answer = () => this.answerPlaylist(streamId, playlistName, url, send, notFound);
+      if (!toOwner(answer)) answer();
       return true;
     }
     if (!state) {
-      if (owner) this.forward(owner.url, req, res, url, () => notFound('no LL-HLS stream with this id'));
-      else notFound('no LL-HLS stream with this id');
+      const missing = () => notFound('no LL-HLS stream with this id');
+      if (!toOwner(missing)) missing();
       return true;
     }
     const path = `${epoch}/${rendition}/${file}`;
@@ -415,20 +418,14 @@ export class LlOrigin {
       media(inMemory);
       return true;
     }
-    // A part not heard of here and not one of the next ones (which would be held): announced before this
-    // replica started listening to the stream. The owner listed it, so the owner has it.
-    if (
-      owner &&
-      partNumber !== undefined &&
-      !state.urls.has(path) &&
-      !this.canHold(state, Number(epoch), rendition ?? '', Number(partNumber))
-    ) {
-      this.forward(owner.url, req, res, url, () => notFound('no such part'));
-      return true;
-    }
     if (partNumber !== undefined) {
+      const known = state.urls.has(path);
+      // Not heard of here and not one of the next ones (which would be held): announced before this replica
+      // started listening to the stream. The owner listed it, so the owner has it.
+      const holdable = this.canHold(state, Number(epoch), rendition ?? '', Number(partNumber));
+      if (!known && !holdable && toOwner(() => notFound('no such part'))) return true;
       // Announced (listed unwatched, or being fetched): from its worker; else maybe the next one (held).
-      const bytes = state.urls.has(path)
+      const bytes = known
         ? this.fetchListed(state, path)
         : this.holdPart(state, Number(epoch), rendition ?? '', Number(partNumber), path);
       bytes.then(
@@ -450,8 +447,7 @@ export class LlOrigin {
       .then((bytes) => {
         if (bytes) media(bytes);
         // A segment whose parts this replica did not hear, not in storage yet: the owner listed it.
-        else if (owner) this.forward(owner.url, req, res, url, () => notFound('not found'));
-        else notFound('not found');
+        else if (!toOwner(() => notFound('not found'))) notFound('not found');
       });
     return true;
   }
