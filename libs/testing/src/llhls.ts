@@ -121,10 +121,13 @@ export function checkLlRules(text: string): LlPlaylistRead {
   assert.ok(Number(r.serverControl['CAN-SKIP-UNTIL']) >= 6 * r.targetDuration, 'CAN-SKIP-UNTIL >= 6 x TD');
   // rfc8216bis 4.4.4.9: DURATION <= PART-TARGET, with no rounding tolerance (unlike EXTINF's rounding to
   // the whole second); only float noise is allowed. At least 85 % except INDEPENDENT parts and last parts.
+  // The newest part of the open segment counts as a last part: it may be its segment's last (one cut short
+  // by a keyframe, or the end of the stream), which the origin knows only once the segment completes; a
+  // short part is wrong only once another part follows it in the same segment.
   for (const e of r.entries) {
     e.parts.forEach((p, i) => {
       assert.ok(p.duration <= r.partTarget + 1e-9, `part ${p.uri} lasts ${p.duration} > PART-TARGET`);
-      const last = i === e.parts.length - 1 && e.uri !== undefined;
+      const last = i === e.parts.length - 1;
       if (!p.independent && !last) assert.ok(p.duration >= 0.85 * r.partTarget - 1e-9, `${p.uri} too short`);
     });
     if (e.duration !== undefined)

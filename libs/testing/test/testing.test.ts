@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { publisherArgs, startChild, WaitTimeoutError, waitFor, within } from '../src/index.js';
+import { checkLlRules, publisherArgs, startChild, WaitTimeoutError, waitFor, within } from '../src/index.js';
 
 test('the synthetic publisher encodes a live-like H.264/AAC stream with TCP_NODELAY, like OBS', () => {
   assert.deepEqual(
@@ -86,4 +86,37 @@ test('a child process is stopped by its pid, escalating to SIGKILL', async () =>
   await waitFor(() => child.tail().includes('up'), { what: 'the child to start' });
   const exit = await within(child.stop('SIGTERM', 100), 5000, 'the child to stop');
   assert.equal(exit.signal, 'SIGKILL');
+});
+
+test("checkLlRules: a part under 85 % of PART-TARGET only as its segment's last part (the open segment's newest may be)", () => {
+  const playlist = (openParts: string) =>
+    [
+      '#EXTM3U',
+      '#EXT-X-VERSION:9',
+      '#EXT-X-TARGETDURATION:1',
+      '#EXT-X-PART-INF:PART-TARGET=0.2',
+      '#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1,CAN-SKIP-UNTIL=6,HOLD-BACK=3',
+      '#EXT-X-MEDIA-SEQUENCE:0',
+      '#EXT-X-MAP:URI="1/360p/init.mp4"',
+      '#EXT-X-PART:DURATION=0.2,URI="1/360p/part_0.m4s",INDEPENDENT=YES',
+      '#EXT-X-PART:DURATION=0.1,URI="1/360p/part_1.m4s"',
+      '#EXTINF:0.3,',
+      '1/360p/seg_0.m4s',
+      '#EXT-X-PART:DURATION=0.2,URI="1/360p/part_2.m4s",INDEPENDENT=YES',
+      openParts,
+      '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="1/360p/part_9.m4s"',
+      '',
+    ].join('\n');
+  // The newest part, short: maybe the last of its segment (the end of the stream, a keyframe).
+  assert.equal(checkLlRules(playlist('#EXT-X-PART:DURATION=0.1,URI="1/360p/part_3.m4s"')).entries.length, 2);
+  // A short part that another part of the same segment follows breaks the rule.
+  assert.throws(
+    () =>
+      checkLlRules(
+        playlist(
+          '#EXT-X-PART:DURATION=0.1,URI="1/360p/part_3.m4s"\n#EXT-X-PART:DURATION=0.2,URI="1/360p/part_4.m4s"',
+        ),
+      ),
+    /part_3.m4s too short/,
+  );
 });
