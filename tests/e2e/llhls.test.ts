@@ -79,6 +79,37 @@ async function keepWatching(): Promise<() => void> {
   return () => clearInterval(timer);
 }
 
+/**
+ * A replica's own answer for a playlist, as it gives it when it owns the stream (a forwarded request is
+ * never forwarded again): held while it resyncs parts, so waited for.
+ */
+async function ownPlaylist(port: number, rendition: string): Promise<LlPlaylistRead> {
+  return waitFor(
+    async () => {
+      const response = await fetch(`http://127.0.0.1:${port}/ll/${STREAM}/${rendition}.m3u8`, {
+        headers: { 'x-ll-forwarded': '1' },
+      });
+      return response.status === 200 ? checkLlRules(await response.text()) : null;
+    },
+    { timeoutMs: 10_000, what: `the playlist of the replica on port ${port}` },
+  );
+}
+
+/** Media sequence numbers by segment URI. */
+const msnOf = (r: LlPlaylistRead) => new Map(r.entries.filter((e) => e.uri).map((e) => [e.uri, e.msn]));
+
+/** Asserts that two playlists give every segment they both list the same number; returns how many they share. */
+function sameNumbers(a: LlPlaylistRead, b: LlPlaylistRead, what: string): number {
+  const fromB = msnOf(b);
+  let shared = 0;
+  for (const [uri, msn] of msnOf(a)) {
+    if (!fromB.has(uri)) continue;
+    assert.equal(fromB.get(uri), msn, `${what}: ${uri} numbered alike`);
+    shared++;
+  }
+  return shared;
+}
+
 /** The newest part listed: (msn, index) of the last entry that has parts. */
 function newestPart(r: LlPlaylistRead): { msn: number; part: number } {
   const entry = r.entries.findLast((e) => e.parts.length > 0);
@@ -304,12 +335,11 @@ test('two origin replicas: playlists from the owner of the stream (one numbering
     ]);
     assert.equal(a.status, 200);
     // One numbering: every segment has the same media sequence number in both answers.
-    const msnOf = (r: LlPlaylistRead) => new Map(r.entries.filter((e) => e.uri).map((e) => [e.uri, e.msn]));
-    const fromSecond = msnOf(checkLlRules(b));
-    assert.ok(fromSecond.size >= 3);
-    for (const [uri, msn] of msnOf(a.read)) {
-      if (fromSecond.has(uri)) assert.equal(fromSecond.get(uri), msn, `${uri}: the same number on both`);
-    }
+    assert.ok(sameNumbers(a.read, checkLlRules(b), 'forwarded') >= 3);
+    // And the new replica's own numbering (what players would see from it if the owner went away) is the
+    // owner's: it started numbering mid-stream, and follows the numbering the owner shares.
+    const own = await ownPlaylist(secondPort, '360p');
+    assert.ok(sameNumbers((await playlist('360p')).read, own, 'its own') >= 3);
     assert.ok(
       ((await p.metric(secondReplica, 'packager_ll_forwarded_total')) ?? 0) >= 1,
       'forwarded to the owner',
@@ -333,12 +363,17 @@ test('two origin replicas: playlists from the owner of the stream (one numbering
   }
 });
 
-test('failover mid-segment: the old segment ends, a discontinuity and the new epoch follow, no zombie part', async () => {
+test('failover mid-segment: the old segment ends, a discontinuity and the new epoch follow, no zombie part; a replica that was not watched numbers the new epoch alike', async (t) => {
   const kv = await new Kvm(p.nc).open(buckets.assignments);
   const before = (await kv.get(STREAM))?.json<{ workerId: string; epoch: number }>();
   assert.ok(before);
   // Watched in LL (an unwatched stream's open segment is not listed with parts, so nothing to truncate).
   const stopWatching = await keepWatching();
+  // A second replica, not watched through: it hears no parts, so it never lists the truncated segment, and
+  // would number the new epoch one lower than the owner without the shared numbering.
+  const secondPort = await freePort();
+  const secondReplica = await p.startPackager(secondPort);
+  t.after(() => secondReplica.stop('SIGKILL'));
   // Kill the worker mid-segment: after the second part of a segment.
   await waitFor(() => parts.at(-1)?.epoch === before.epoch && parts.at(-1)?.index === 1, {
     timeoutMs: 5000,
@@ -383,6 +418,16 @@ test('failover mid-segment: the old segment ends, a discontinuity and the new ep
   const segment = await bytesOf(ll(last.uri));
   const partBytes = await Promise.all(last.parts.map((x) => bytesOf(ll(x.uri))));
   assert.ok(Buffer.concat(partBytes).equals(segment), 'the truncated segment = its parts');
+  // The second replica's own playlist numbers the new epoch's segments as the owner does.
+  const own = await waitFor(
+    async () => {
+      const r = await ownPlaylist(secondPort, '360p');
+      return r.entries.filter((e) => e.uri?.startsWith(`${before.epoch + 1}/`)).length >= 2 ? r : null;
+    },
+    { timeoutMs: 10_000, what: 'two segments of the new epoch on the second replica' },
+  );
+  assert.ok(!msnOf(own).has(last.uri), 'the second replica never had the truncated segment');
+  assert.ok(sameNumbers((await playlist('360p')).read, own, 'after the failover') >= 2);
 });
 
 test('planned move (make-before-break) with parts: the playlist follows part by part, no hold longer than 1 s', async () => {

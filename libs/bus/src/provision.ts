@@ -57,7 +57,12 @@ export async function provision(
       await ensureStreams(jsm, replicas, logger);
       const kvm = new Kvm(nc);
       for (const bucket of bucketDefinitions) {
-        await kvm.create(bucket.name, { history: bucket.history, replicas, description: bucket.description });
+        await kvm.create(bucket.name, {
+          history: bucket.history,
+          replicas,
+          description: bucket.description,
+          ...(bucket.ttlMs ? { ttl: bucket.ttlMs } : {}),
+        });
       }
     },
     { what: 'JetStream provisioning', logger, attempts: 40 },

@@ -62,6 +62,8 @@ export interface BucketDefinition {
   name: string;
   history: number;
   description: string;
+  /** Entries expire this long (ms) after their last write (absent: never). */
+  ttlMs?: number;
 }
 
 export const bucketDefinitions: BucketDefinition[] = [
@@ -80,4 +82,16 @@ export const bucketDefinitions: BucketDefinition[] = [
     description:
       'chat bans, timeouts, room settings: <room>.ban.<user>, <room>.timeout.<user>, <room>.settings',
   },
+  {
+    name: buckets.llNumbering,
+    history: 1,
+    description:
+      'LL-HLS numbering: <stream>.<rendition> -> epoch, sequence, media sequence, discontinuity seq',
+    // Ended streams' entries go by themselves; an owner rewrites a live stream's entry every hour
+    // (LL_NUMBERING_REFRESH_MS), so a stream that runs for days keeps one.
+    ttlMs: 24 * 3600 * 1000,
+  },
 ];
+
+/** How often the owner of a stream rewrites its unchanged LL numbering (ms): well inside the bucket's TTL. */
+export const LL_NUMBERING_REFRESH_MS = 3600 * 1000;

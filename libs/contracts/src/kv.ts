@@ -19,3 +19,18 @@ export const leaseRecord = z.object({
   expiresAt: z.number().int(),
 });
 export type LeaseRecord = z.infer<typeof leaseRecord>;
+
+/**
+ * live-ll-numbering: <streamId>.<rendition> -> in that rendition's LL-HLS playlist, segment `sequence` of
+ * `epoch` has media sequence number `msn` and discontinuity sequence `dsn`; later segments of the epoch
+ * follow on (one number each). Written by the stream's owner replica when its numbering starts or moves
+ * (a new epoch, a gap); every replica numbers the same way from it, so the owner can change (a rolling
+ * update, a replica lost) without players seeing the numbers jump.
+ */
+export const llNumberingRecord = z.object({
+  epoch: z.number().int().positive(),
+  sequence: z.number().int().nonnegative(),
+  msn: z.number().int().nonnegative(),
+  dsn: z.number().int().nonnegative(),
+});
+export type LlNumberingRecord = z.infer<typeof llNumberingRecord>;

@@ -110,7 +110,15 @@ export const buckets = {
   chatNodes: 'chat-nodes',
   /** Chat bans, timeouts and room settings: <room>.ban.<user>, <room>.timeout.<user>, <room>.settings. */
   chatModeration: 'chat-moderation',
+  /**
+   * LL-HLS media sequence numbering shared by the packager replicas: <streamId>.<rendition> -> which segment
+   * has which number (written by the stream's owner replica when its numbering starts or moves).
+   */
+  llNumbering: 'live-ll-numbering',
 } as const;
+
+/** Key of a rendition's entry in the live-ll-numbering bucket (stream ids and rendition names are tokens). */
+export const llNumberingKey = (streamId: string, rendition: string): string => `${streamId}.${rendition}`;
 
 /** Names under which each service registers with the NATS services framework ($SRV.*). */
 export const serviceNames = {

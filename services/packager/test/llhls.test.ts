@@ -13,7 +13,7 @@ import {
   satisfies,
   waitFor,
 } from '../src/llhls/blocking-reload.js';
-import { defaultUris, type LlRenditionPlaylist, LlStream } from '../src/llhls/ll-playlist.js';
+import { defaultUris, type LlRenditionPlaylist, LlStream, type Numbering } from '../src/llhls/ll-playlist.js';
 
 const PART = 0.2;
 const TD = 1;
@@ -364,6 +364,98 @@ test('epoch change mid-segment: the old segment ends, a discontinuity and a new 
   assert.equal(r.mediaSequence, playlist.segments[0]?.msn);
   assert.equal(r.discontinuitySequence, 2);
   assert.ok(!text.includes('#EXT-X-DISCONTINUITY\n'));
+});
+
+test('shared numbering: replicas that heard different things (started later, not following parts at a failover, restarted) number every segment as the owner does', () => {
+  // live-ll-numbering, as the origins use it: the owner writes where its numbering starts or moves, every
+  // other replica aligns to what was written (ll-origin.ts; the bucket and its watchers are in the e2e test).
+  const bucket = new Map<string, Numbering>();
+  const writes: Numbering[] = [];
+  const followers: LlStream[] = [];
+  const replica = (owner: boolean): LlStream =>
+    new LlStream({
+      partTarget: PART,
+      targetDuration: TD,
+      windowSegments: 12,
+      numbering: {
+        get: (rendition) => bucket.get(rendition),
+        segmentStarted: (rendition, n) => {
+          const known = bucket.get(rendition);
+          const same =
+            known?.epoch === n.epoch &&
+            known.msn - known.sequence === n.msn - n.sequence &&
+            known.dsn === n.dsn;
+          if (!owner || same) return;
+          bucket.set(rendition, n);
+          writes.push(n);
+          for (const follower of followers) follower.renditions.get(rendition)?.align(n);
+        },
+      },
+    });
+  const numbers = (playlist: LlRenditionPlaylist) =>
+    new Map(playlist.segments.map((s) => [`${s.epoch}/${s.sequence}`, [s.msn, s.dsn]]));
+  const sameNumbers = (follower: LlRenditionPlaylist, what: string) => {
+    const mine = numbers(owner);
+    assert.ok(follower.segments.length >= 3, what);
+    for (const [segment, n] of numbers(follower))
+      assert.deepEqual(n, mine.get(segment), `${what}: ${segment}`);
+  };
+  const ownerStream = replica(true);
+  const owner = ownerStream.rendition('360p');
+  const feeder = new Feeder(owner, 1);
+  feeder.parts(41); // epoch 1: segments 0-7, and the first part of 8
+
+  // A replica started later hears segment events from segment 3 on, and no parts (nobody watches through it).
+  const laterStream = replica(false);
+  followers.push(laterStream);
+  laterStream.stopFollowingParts();
+  const later = laterStream.rendition('360p');
+  for (let sequence = 3; sequence <= 7; sequence++)
+    later.completeSegment({ epoch: 1, sequence, duration: 1 });
+  assert.equal(later.segments[0]?.msn, 3, 'numbered from the shared numbering, not from 0');
+  sameNumbers(later, 'started later');
+
+  // Failover mid-segment 8: the owner (following parts) closes it truncated, the later replica never hears of
+  // it. Positionally they would number epoch 2 one apart.
+  feeder.parts(2);
+  owner.raiseEpoch(2);
+  later.raiseEpoch(2);
+  feeder.restart(2);
+  feeder.parts(16); // epoch 2: segments 0-2, and the first part of 3
+  for (let sequence = 0; sequence <= 2; sequence++)
+    later.completeSegment({ epoch: 2, sequence, duration: 1 });
+  assert.equal(owner.segments.find((s) => s.truncated)?.msn, 8, 'the owner lists the truncated segment');
+  assert.deepEqual(
+    later.segments.map((s) => [s.epoch, s.sequence, s.msn]),
+    [
+      [2, 0, 9],
+      [2, 1, 10],
+      [2, 2, 11],
+    ],
+    "the new epoch numbered as the owner's; the older epoch, numbered differently here, left the window",
+  );
+  sameNumbers(later, 'after the failover');
+  checkLlRules(laterStream.render('360p'));
+  // The owner wrote twice: where its numbering started, and where the failover moved it.
+  assert.deepEqual(writes, [
+    { epoch: 1, sequence: 0, msn: 0, dsn: 0 },
+    { epoch: 2, sequence: 0, msn: 9, dsn: 1 },
+  ]);
+
+  // A replica restarted now (or a new one) continues the same numbers from what it reads at start.
+  const restartedStream = replica(false);
+  restartedStream.stopFollowingParts();
+  const restarted = restartedStream.rendition('360p');
+  feeder.parts(10); // epoch 2: segments 3, 4 complete
+  for (let sequence = 1; sequence <= 4; sequence++)
+    restarted.completeSegment({ epoch: 2, sequence, duration: 1 });
+  sameNumbers(restarted, 'restarted');
+  assert.equal(writes.length, 2, 'nothing written while the numbering just follows on');
+  // The owner itself never moved: its players saw no jump.
+  assert.deepEqual(
+    owner.segments.map((s) => s.msn),
+    owner.segments.map((_, i) => (owner.segments[0]?.msn ?? 0) + i),
+  );
 });
 
 test('delta updates (_HLS_skip=YES|v2) replace the segments before the skip boundary with EXT-X-SKIP', () => {

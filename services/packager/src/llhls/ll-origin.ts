@@ -27,11 +27,15 @@
 //   exist: the preload hint), seg_<n>.m4s (its parts concatenated while they are in memory, else the same
 //   object from storage: byte-identical), init.mp4.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type NatsConnection, subscribeValidated, watchKv } from '@live/bus';
+import { encode, type KvWatch, type NatsConnection, subscribeValidated, watchKv } from '@live/bus';
 import {
   type AssignmentRecord,
   assignmentRecord,
   buckets,
+  LL_NUMBERING_REFRESH_MS,
+  type LlNumberingRecord,
+  llNumberingKey,
+  llNumberingRecord,
   type PartEvent,
   partEvent,
   type Rendition,
@@ -41,10 +45,11 @@ import {
 } from '@live/contracts';
 import { proxyHttp } from '@live/runtime';
 import type { Storage } from '@live/storage';
+import { type KV, Kvm } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import { advancePartLimit, playlistResponse } from './blocking-reload.js';
-import { type AcceptResult, LlStream } from './ll-playlist.js';
+import { type AcceptResult, LlStream, type Numbering } from './ll-playlist.js';
 import type { OriginRing } from './origin-ring.js';
 
 export interface LlOriginOptions {
@@ -112,12 +117,27 @@ export class LlOrigin {
   private sweeper: NodeJS.Timeout | undefined;
   private readonly subscriptions: { unsubscribe(): void }[] = [];
   private assignments: { stop(): void } | undefined;
+  /** The shared LL numbering (live-ll-numbering), by `<streamId>.<rendition>`, and when it was written. */
+  private readonly numbering = new Map<string, { record: LlNumberingRecord; writtenAt: number }>();
+  private numberingKv: KV | undefined;
+  private numberingWatch: KvWatch | undefined;
 
   constructor(private readonly o: LlOriginOptions) {
     this.log = o.logger.child({ component: 'll-origin' });
   }
 
   async start(): Promise<void> {
+    this.numberingKv = await new Kvm(this.o.nc).open(buckets.llNumbering);
+    this.numberingWatch = await watchKv({
+      nc: this.o.nc,
+      logger: this.log,
+      bucket: buckets.llNumbering,
+      schema: llNumberingRecord,
+      onPut: (record, entry) => this.onNumbering(entry.key, record, entry.created.getTime()),
+      onDelete: (key) => this.numbering.delete(key),
+    });
+    // Known before the first segment is numbered: a restarted replica continues the numbers players saw.
+    await this.numberingWatch.initialized;
     this.assignments = await watchKv({
       nc: this.o.nc,
       logger: this.log,
@@ -144,6 +164,7 @@ export class LlOrigin {
     clearInterval(this.sweeper);
     for (const subscription of this.subscriptions.splice(0)) subscription.unsubscribe();
     this.assignments?.stop();
+    this.numberingWatch?.stop();
     for (const state of this.streams.values()) {
       clearTimeout(state.endTimer);
       state.parts?.unsubscribe();
@@ -205,6 +226,41 @@ export class LlOrigin {
     for (const r of record.ladder) state.ll.rendition(r.name);
   }
 
+  /** The shared numbering of a rendition was written (by its owner, maybe this replica): numbers follow it. */
+  private onNumbering(key: string, record: LlNumberingRecord, writtenAt: number): void {
+    this.numbering.set(key, { record, writtenAt });
+    const dot = key.indexOf('.');
+    this.streams
+      .get(key.slice(0, dot))
+      ?.ll.renditions.get(key.slice(dot + 1))
+      ?.align(record);
+  }
+
+  /**
+   * A segment was numbered here. The stream's owner shares its numbering where it starts or moves (a new
+   * epoch, a gap), or once an hour (the bucket's entries expire after a day); other replicas only follow.
+   * Two replicas that both believe they own the stream (all just started, none warm) end up alike: every
+   * replica follows the last one written, the writer included.
+   */
+  private shareNumbering(streamId: string, rendition: string, n: Numbering): void {
+    const key = llNumberingKey(streamId, rendition);
+    const known = this.numbering.get(key);
+    const same =
+      known &&
+      known.record.epoch === n.epoch &&
+      known.record.msn - known.record.sequence === n.msn - n.sequence &&
+      known.record.dsn === n.dsn;
+    if (same && Date.now() - known.writtenAt < LL_NUMBERING_REFRESH_MS) return;
+    if (this.o.ring?.owner(streamId)) return;
+    const record: LlNumberingRecord = { epoch: n.epoch, sequence: n.sequence, msn: n.msn, dsn: n.dsn };
+    this.numbering.set(key, { record, writtenAt: Date.now() });
+    this.numberingKv?.put(key, encode(llNumberingRecord, record)).catch((error: Error) => {
+      // Written again at the next segment.
+      if (this.numbering.get(key)?.record === record) this.numbering.delete(key);
+      this.log.warn({ streamId, rendition, err: error.message }, 'LL numbering not shared');
+    });
+  }
+
   private newStream(streamId: string, ladder: Pick<Rendition, 'fps'>[]): StreamState {
     const previous = this.streams.get(streamId);
     if (previous) {
@@ -215,6 +271,10 @@ export class LlOrigin {
       partTarget: partTargetFor(this.o.partMs, ladder),
       targetDuration: this.o.targetDuration,
       partHoldBack: this.o.partHoldBackMs / 1000,
+      numbering: {
+        get: (rendition) => this.numbering.get(llNumberingKey(streamId, rendition))?.record,
+        segmentStarted: (rendition, n) => this.shareNumbering(streamId, rendition, n),
+      },
     });
     // Parts are heard once someone watches the stream in LL here (watch()).
     ll.stopFollowingParts();

@@ -13,8 +13,11 @@
 // - Epochs: a part or segment of an older epoch is fenced (a zombie worker); a newer epoch ends the open
 //   segment with the parts it has (marked `truncated`: the origin serves it as its parts concatenated, since
 //   the old worker never wrote it) and starts the next after EXT-X-DISCONTINUITY with its own EXT-X-MAP.
-// - Media sequence numbers are the playlist's own, monotonic across epochs; EXT-X-DISCONTINUITY-SEQUENCE
-//   counts the discontinuities that left the window (6.2.2).
+// - Media sequence numbers are monotonic across epochs; EXT-X-DISCONTINUITY-SEQUENCE counts the
+//   discontinuities that left the window (6.2.2). A playlist numbers its segments one after the other, and
+//   follows a shared numbering where it has one (align(): the stream's owner replica writes where its
+//   numbering starts or moves, every other replica renumbers to match), so replicas that heard different
+//   things (one started later, one was not following parts at a failover) still number alike.
 // - Following parts: an origin hears a stream's part events only while someone watches it in LL
 //   (ll-origin.ts), segment events always. stopFollowingParts(): the open segment is dropped (no player saw
 //   it: parts stop being followed PACKAGER_LL_WATCH_MS after the last LL request, and it is younger; its
@@ -44,8 +47,23 @@ export const defaultUris = (rendition: string): UriScheme => ({
   segment: (epoch, sequence) => `${epoch}/${rendition}/seg_${sequence}.m4s`,
 });
 
+/** Shared numbering: in this rendition, segment `sequence` of `epoch` has media sequence `msn`, discontinuity sequence `dsn`. */
+export interface Numbering {
+  epoch: number;
+  sequence: number;
+  msn: number;
+  dsn: number;
+}
+
 export interface LlPlaylistOptions {
   rendition: string;
+  /** The shared numbering (the stream's owner replica's): where a rendition's numbering starts, and where it moves. */
+  numbering?: {
+    /** The rendition's shared numbering known now (absent: none yet). */
+    get(rendition: string): Numbering | undefined;
+    /** A segment was started with this numbering (after aligning to the shared one): the owner shares it. */
+    segmentStarted(rendition: string, numbering: Numbering): void;
+  };
   /** PART-TARGET in seconds (the cutter's part duration, e.g. 0.2). */
   partTarget: number;
   /** EXT-X-TARGETDURATION, whole seconds; must not change during the stream (6.2.1). */
@@ -168,6 +186,9 @@ export class LlRenditionPlaylist {
   private resyncStartedAt = 0;
   private readonly now: () => number;
   private readonly listeners = new Set<() => void>();
+  /** The shared numbering of the newest epoch it was given for (applied by applyAnchor()). */
+  private anchor: Numbering | undefined;
+  private readonly numberingHooks: LlPlaylistOptions['numbering'];
 
   constructor(options: LlPlaylistOptions) {
     this.rendition = options.rendition;
@@ -184,6 +205,51 @@ export class LlRenditionPlaylist {
     this.windowSegments = options.windowSegments ?? 12;
     this.now = options.now ?? Date.now;
     this.uris = options.uris ?? defaultUris(options.rendition);
+    this.numberingHooks = options.numbering;
+    this.anchor = options.numbering?.get(options.rendition);
+  }
+
+  /**
+   * The shared numbering: segment `sequence` of `epoch` is `msn` with discontinuity sequence `dsn`, and the
+   * segments after it follow on. This epoch's segments are renumbered to match (now, or once that segment
+   * is here). If the numbers move, segments of older epochs leave the window: how they were numbered
+   * elsewhere is not known (a failover's truncated segment is listed only where parts were followed).
+   */
+  align(numbering: Numbering): void {
+    this.anchor = numbering;
+    if (this.applyAnchor()) this.changed();
+  }
+
+  /** The newest segment's numbering (the open one, else the last complete one); undefined before any. */
+  numbering(): Numbering | undefined {
+    const s = this.open ?? this.segments.at(-1);
+    return s && { epoch: s.epoch, sequence: s.sequence, msn: s.msn, dsn: s.dsn };
+  }
+
+  /** Renumbers the current epoch to the shared numbering, if it is of this epoch; true if numbers moved. */
+  private applyAnchor(): boolean {
+    const a = this.anchor;
+    if (!a || a.epoch !== this.epoch) return false;
+    const ofEpoch = [...this.segments, ...(this.open ? [this.open] : [])].filter((s) => s.epoch === a.epoch);
+    // Its own segment, else the first one after it here (it left the window, or a missing segment event
+    // left a hole here); none yet: applied when one starts.
+    const match =
+      ofEpoch.find((s) => s.sequence === a.sequence) ?? ofEpoch.find((s) => s.sequence > a.sequence);
+    if (!match) return false;
+    const msnShift = a.msn + (match.sequence - a.sequence) - match.msn;
+    const dsnShift = a.dsn - match.dsn;
+    if (msnShift === 0 && dsnShift === 0) return false;
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      if (this.segments[i]?.epoch !== a.epoch) this.segments.splice(i, 1);
+    }
+    for (const s of ofEpoch) {
+      s.msn += msnShift;
+      s.dsn += dsnShift;
+    }
+    this.nextMsn += msnShift;
+    this.dsn += dsnShift;
+    if (this.resyncedMsn !== undefined) this.resyncedMsn += msnShift;
+    return true;
   }
 
   /** Called after every change (blocking reloads re-check their condition). Returns an unsubscribe. */
@@ -532,6 +598,9 @@ export class LlRenditionPlaylist {
       partsIncomplete: false,
     };
     this.lastSequence = sequence;
+    this.applyAnchor();
+    const numbering = this.numbering();
+    if (numbering) this.numberingHooks?.segmentStarted(this.rendition, numbering);
   }
 
   /** Moves the open segment to the complete ones and trims the window. */
