@@ -18,6 +18,9 @@
 //   listed part is served at once. Media bytes never go through NATS. A part that arrives after the watch
 //   ended but before the sweep unsubscribes is listed from its announcement and fetched only if asked for
 //   (the worker keeps parts 10 s).
+// - Numbering: every replica numbers a stream's segments as its owner replica does (live-ll-numbering: the
+//   owner writes where a rendition's numbering starts or moves, e.g. a failover; the others renumber to
+//   match), so a stream can change owner (rolling update, replica lost) without its players seeing a jump.
 // - Fencing: a part of an epoch older than the stream's current one is not even fetched (a zombie worker's
 //   parts never appear). A failover (a new assignment without handoverFrom) raises the epoch at once; a
 //   planned move switches at the new epoch's first part (make-before-break, like plain HLS).
@@ -98,6 +101,18 @@ interface StreamState {
   endedAt?: number;
 }
 
+/** A rendition's entry in live-ll-numbering, and when it was written (rewritten hourly by the owner). */
+interface SharedNumbering {
+  record: LlNumberingRecord;
+  writtenAt: number;
+}
+
+/** `<streamId>.<rendition>` (stream ids and rendition names have no dots). */
+function splitNumberingKey(key: string): { streamId: string; rendition: string } {
+  const dot = key.indexOf('.');
+  return { streamId: key.slice(0, dot), rendition: key.slice(dot + 1) };
+}
+
 // Stream ids as the contracts allow them (nothing else reaches a storage key), then the resource.
 const PATH =
   /^\/ll\/([a-z0-9][a-z0-9_-]{0,63})\/(?:(master|[a-z0-9]+)\.m3u8|(\d+)\/([a-z0-9]+)\/(init\.mp4|part_(\d+)\.m4s|seg_(\d+)\.m4s))$/;
@@ -117,8 +132,8 @@ export class LlOrigin {
   private sweeper: NodeJS.Timeout | undefined;
   private readonly subscriptions: { unsubscribe(): void }[] = [];
   private assignments: { stop(): void } | undefined;
-  /** The shared LL numbering (live-ll-numbering), by `<streamId>.<rendition>`, and when it was written. */
-  private readonly numbering = new Map<string, { record: LlNumberingRecord; writtenAt: number }>();
+  /** The shared LL numbering (live-ll-numbering), by stream and rendition. */
+  private readonly numbering = new Map<string, Map<string, SharedNumbering>>();
   private numberingKv: KV | undefined;
   private numberingWatch: KvWatch | undefined;
 
@@ -134,7 +149,10 @@ export class LlOrigin {
       bucket: buckets.llNumbering,
       schema: llNumberingRecord,
       onPut: (record, entry) => this.onNumbering(entry.key, record, entry.created.getTime()),
-      onDelete: (key) => this.numbering.delete(key),
+      onDelete: (key) => {
+        const { streamId, rendition } = splitNumberingKey(key);
+        this.numbering.get(streamId)?.delete(rendition);
+      },
     });
     // Known before the first segment is numbered: a restarted replica continues the numbers players saw.
     await this.numberingWatch.initialized;
@@ -211,6 +229,8 @@ export class LlOrigin {
     let state = this.streams.get(record.streamId);
     if (record.state === 'ended') {
       if (state && !state.endTimer && !state.endedAt) this.scheduleEnd(record.streamId, state);
+      // A stream that ended before this replica built it: its numbering is not needed here.
+      if (!state) this.numbering.delete(record.streamId);
       return;
     }
     // A stream that ended and is live again (a new session) starts new LL playlists.
@@ -228,12 +248,18 @@ export class LlOrigin {
 
   /** The shared numbering of a rendition was written (by its owner, maybe this replica): numbers follow it. */
   private onNumbering(key: string, record: LlNumberingRecord, writtenAt: number): void {
-    this.numbering.set(key, { record, writtenAt });
-    const dot = key.indexOf('.');
-    this.streams
-      .get(key.slice(0, dot))
-      ?.ll.renditions.get(key.slice(dot + 1))
-      ?.align(record);
+    const { streamId, rendition } = splitNumberingKey(key);
+    this.numberingOf(streamId).set(rendition, { record, writtenAt });
+    this.streams.get(streamId)?.ll.renditions.get(rendition)?.align(record);
+  }
+
+  private numberingOf(streamId: string): Map<string, SharedNumbering> {
+    let renditions = this.numbering.get(streamId);
+    if (!renditions) {
+      renditions = new Map();
+      this.numbering.set(streamId, renditions);
+    }
+    return renditions;
   }
 
   /**
@@ -243,8 +269,8 @@ export class LlOrigin {
    * replica follows the last one written, the writer included.
    */
   private shareNumbering(streamId: string, rendition: string, n: Numbering): void {
-    const key = llNumberingKey(streamId, rendition);
-    const known = this.numbering.get(key);
+    const renditions = this.numberingOf(streamId);
+    const known = renditions.get(rendition);
     const same =
       known &&
       known.record.epoch === n.epoch &&
@@ -253,10 +279,11 @@ export class LlOrigin {
     if (same && Date.now() - known.writtenAt < LL_NUMBERING_REFRESH_MS) return;
     if (this.o.ring?.owner(streamId)) return;
     const record: LlNumberingRecord = { epoch: n.epoch, sequence: n.sequence, msn: n.msn, dsn: n.dsn };
-    this.numbering.set(key, { record, writtenAt: Date.now() });
+    renditions.set(rendition, { record, writtenAt: Date.now() });
+    const key = llNumberingKey(streamId, rendition);
     this.numberingKv?.put(key, encode(llNumberingRecord, record)).catch((error: Error) => {
       // Written again at the next segment.
-      if (this.numbering.get(key)?.record === record) this.numbering.delete(key);
+      if (renditions.get(rendition)?.record === record) renditions.delete(rendition);
       this.log.warn({ streamId, rendition, err: error.message }, 'LL numbering not shared');
     });
   }
@@ -272,7 +299,7 @@ export class LlOrigin {
       targetDuration: this.o.targetDuration,
       partHoldBack: this.o.partHoldBackMs / 1000,
       numbering: {
-        get: (rendition) => this.numbering.get(llNumberingKey(streamId, rendition))?.record,
+        get: (rendition) => this.numbering.get(streamId)?.get(rendition)?.record,
         segmentStarted: (rendition, n) => this.shareNumbering(streamId, rendition, n),
       },
     });
@@ -408,6 +435,7 @@ export class LlOrigin {
       if (state.endedAt !== undefined && now - state.endedAt > this.o.keepMs) {
         this.unwatch(state);
         this.streams.delete(streamId);
+        this.numbering.delete(streamId);
       }
     }
   }

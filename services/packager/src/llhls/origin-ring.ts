@@ -1,13 +1,14 @@
 // Which packager replica answers a stream's LL-HLS playlists. Every replica builds every stream's LL state
-// from shared state (segment events, assignments; part events while it is watched), and parts and segments have the same names
-// and bytes everywhere, but media sequence numbers are positional: each replica numbers the segments it
-// has seen since it started, so two replicas can number the same segment differently. A viewer whose
-// requests reach different replicas would see the playlist jump. So each stream's playlists come from one
-// replica, its owner, chosen by rendezvous hashing (highest hash of stream id + replica id) over the
-// replicas heard from in the last few seconds that have been up for `warmMs` (a new replica first builds
-// up its window). Any other replica forwards playlist requests to the owner; parts and segments it serves
-// itself (those it has not heard of through the owner). When the owner goes away its streams move to the next replica in their ranking, whose numbering
-// differs: players then see one jump, once (docs/architecture.md, LL-HLS).
+// from shared state (segment events, assignments; part events while it is watched), and parts and segments
+// have the same names and bytes everywhere, and the same media sequence numbers (the owner shares its
+// numbering in live-ll-numbering and the others follow it: ll-origin.ts). But which parts a replica lists
+// depends on what it heard (a replica hears a stream's parts only while it is watched through it), so a
+// viewer whose playlist requests reached different replicas could see parts come and go. So each stream's
+// playlists come from one replica, its owner, chosen by rendezvous hashing (highest hash of stream id +
+// replica id) over the replicas heard from in the last few seconds that have been up for `warmMs` (a new
+// replica first builds up its window). Any other replica forwards playlist requests to the owner; parts and
+// segments it serves itself (those it has not heard of through the owner). When the owner goes away its
+// streams move to the next replica in their ranking, with the same numbers (docs/architecture.md, LL-HLS).
 import { createHash } from 'node:crypto';
 import { type NatsConnection, publishCore, subscribeValidated } from '@live/bus';
 import { type OriginHeartbeat, originHeartbeat, subjects } from '@live/contracts';
