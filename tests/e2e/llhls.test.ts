@@ -5,9 +5,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { bytes, decode } from '@live/bus';
-import { buckets, type PartEvent, partEvent, subjects } from '@live/contracts';
+import { buckets, originHeartbeat, type PartEvent, partEvent, subjects } from '@live/contracts';
 import { type Child, checkLlRules, freePort, type LlPlaylistRead, startPublisher } from '@live/testing';
 import { Kvm } from '@nats-io/kv';
+import { ownerScore } from '../../services/packager/src/llhls/origin-ring.js';
 import { type Platform, startPlatform, waitFor } from './platform.js';
 
 const STREAM = 'lowlat';
@@ -361,6 +362,59 @@ test('two origin replicas: playlists from the owner of the stream (one numbering
     // Stopped before it is warm: the stream stays with the first replica for the tests below.
     await secondReplica.stop('SIGKILL');
   }
+});
+
+test('a rolling update: a new replica warms up and takes the stream, then goes away; players see the same numbers throughout', async (t) => {
+  // The first replica's id, from its heartbeat; the new one gets an id that outranks it for this stream.
+  let firstId: string | undefined;
+  const heartbeats = p.nc.subscribe(subjects.allOriginHealth, {
+    callback: (_e, m) => {
+      const d = decode(originHeartbeat, m.data);
+      if (d.ok) firstId ??= d.value.originId;
+    },
+  });
+  const heartbeat = await waitFor(() => firstId, { what: "the first replica's heartbeat" });
+  heartbeats.unsubscribe();
+  let newId = '';
+  for (let i = 0; !newId; i++) {
+    if (ownerScore(STREAM, `rolling-${i}`) > ownerScore(STREAM, heartbeat)) newId = `rolling-${i}`;
+  }
+  const forwarded = async () => (await p.metric(p.packager, 'packager_ll_forwarded_total')) ?? 0;
+  /** A player's reload through the first replica, and whether the first replica forwarded it. */
+  const reload = async () => {
+    const before = await forwarded();
+    const r = await playlist('360p');
+    return { r, forwarded: (await forwarded()) > before };
+  };
+  const stopWatching = await keepWatching();
+  t.after(stopWatching);
+  /** Reloads until the answer comes from the other owner: the last answer before and the first after. */
+  const untilOwnerChanges = async (toForwarded: boolean, what: string) => {
+    let last: LlPlaylistRead | undefined;
+    const next = await waitFor(
+      async () => {
+        const { r, forwarded } = await reload();
+        if (r.status !== 200) return null;
+        if (forwarded === toForwarded) return r.read;
+        last = r.read;
+        return null;
+      },
+      { timeoutMs: 20_000, what },
+    );
+    assert.ok(last, `an answer before ${what}`);
+    return { last, next };
+  };
+  const newPort = await freePort();
+  const newReplica = await p.startPackager(newPort, { PACKAGER_ORIGIN_ID: newId });
+  t.after(() => newReplica.stop('SIGKILL'));
+  // Warm (5 s here), the new replica owns the stream: the first one forwards its playlist requests. A
+  // player's last playlist before and first after: the same segments have the same numbers.
+  const taken = await untilOwnerChanges(true, 'the new replica to own the stream');
+  assert.ok(sameNumbers(taken.last, taken.next, 'new owner') >= 3, 'segments in both answers');
+  // It goes away (SIGKILL, as a lost node): 3 s later the first replica owns the stream again.
+  await newReplica.stop('SIGKILL');
+  const back = await untilOwnerChanges(false, 'the first replica to own the stream again');
+  assert.ok(sameNumbers(back.last, back.next, 'owner again') >= 3, 'segments in both answers');
 });
 
 test('failover mid-segment: the old segment ends, a discontinuity and the new epoch follow, no zombie part; a replica that was not watched numbers the new epoch alike', async (t) => {

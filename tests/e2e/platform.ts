@@ -60,7 +60,7 @@ export interface Platform {
   /** The sum of every sample of `name` (all its label sets), 0 if absent. */
   metricTotal(child: Child, name: string): Promise<number>;
   /** Another packager replica (its origin on `originPort`, default the platform's). */
-  startPackager(originPort?: number): Promise<Child>;
+  startPackager(originPort?: number, env?: Record<string, string>): Promise<Child>;
   stop(): Promise<void>;
 }
 
@@ -170,11 +170,12 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       TRANSCODER_WORK_DIR: join(workDir, `w${workerCount}`),
       TRANSCODER_PRESET: options.preset ?? 'ultrafast',
     });
-  const startPackager = (port = originPort) =>
+  const startPackager = (port = originPort, env: Record<string, string> = {}) =>
     start('packager', {
       PACKAGER_HTTP_PORT: String(port),
       PACKAGER_HTTP_BIND: '127.0.0.1',
       PACKAGER_DELETE_GRACE_MS: '5000',
+      ...env,
     });
   const workers: Child[] = [];
   for (let i = 0; i < (options.workers ?? 2); i++) workers.push(await startWorker());

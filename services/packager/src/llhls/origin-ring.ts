@@ -32,7 +32,8 @@ export interface OriginMember {
   url: string;
 }
 
-const score = (streamId: string, originId: string) =>
+/** Rendezvous score of a replica for a stream: the highest-scoring warm replica owns it. */
+export const ownerScore = (streamId: string, originId: string): number =>
   createHash('sha1').update(`${streamId}\n${originId}`).digest().readUInt32BE(0);
 
 export class OriginRing {
@@ -86,7 +87,7 @@ export class OriginRing {
       // Gone, or not warm yet (this replica too: until it is, it forwards to a warm one). With no warm
       // replica at all (everything just started), each answers its own playlists.
       if (now - m.seenAt > staleMs || now - m.startedAt < this.o.warmMs) continue;
-      const s = score(streamId, m.originId);
+      const s = ownerScore(streamId, m.originId);
       if (!best || s > best.score) best = { member: { originId: m.originId, url: m.url }, score: s };
     }
     return !best || best.member.originId === this.o.originId ? null : best.member;
