@@ -54,12 +54,14 @@ const bytesOf = async (url: string) => {
 async function playlist(
   rendition: string,
   query = '',
-): Promise<{ read: LlPlaylistRead; text: string; status: number }> {
+): Promise<{ read: LlPlaylistRead; text: string; status: number; origin: string | null }> {
   const response = await fetch(ll(`${rendition}.m3u8${query}`));
   const text = await response.text();
   return {
     status: response.status,
     text,
+    // The replica that answered (this one, or the stream's owner it forwarded to).
+    origin: response.headers.get('x-ll-origin'),
     read: response.status === 200 ? checkLlRules(text) : (undefined as never),
   };
 }
@@ -379,23 +381,16 @@ test('a rolling update: a new replica warms up and takes the stream, then goes a
   for (let i = 0; !newId; i++) {
     if (ownerScore(STREAM, `rolling-${i}`) > ownerScore(STREAM, heartbeat)) newId = `rolling-${i}`;
   }
-  const forwarded = async () => (await p.metric(p.packager, 'packager_ll_forwarded_total')) ?? 0;
-  /** A player's reload through the first replica, and whether the first replica forwarded it. */
-  const reload = async () => {
-    const before = await forwarded();
-    const r = await playlist('360p');
-    return { r, forwarded: (await forwarded()) > before };
-  };
   const stopWatching = await keepWatching();
   t.after(stopWatching);
-  /** Reloads until the answer comes from the other owner: the last answer before and the first after. */
-  const untilOwnerChanges = async (toForwarded: boolean, what: string) => {
+  /** A player's reloads (through the first replica) until `origin` answers: its last answer before, and that one. */
+  const untilAnswerFrom = async (origin: string, what: string) => {
     let last: LlPlaylistRead | undefined;
     const next = await waitFor(
       async () => {
-        const { r, forwarded } = await reload();
+        const r = await playlist('360p');
         if (r.status !== 200) return null;
-        if (forwarded === toForwarded) return r.read;
+        if (r.origin === origin) return r.read;
         last = r.read;
         return null;
       },
@@ -404,17 +399,26 @@ test('a rolling update: a new replica warms up and takes the stream, then goes a
     assert.ok(last, `an answer before ${what}`);
     return { last, next };
   };
-  const newPort = await freePort();
-  const newReplica = await p.startPackager(newPort, { PACKAGER_ORIGIN_ID: newId });
+  assert.equal((await playlist('360p')).origin, heartbeat, 'the first replica answers');
+  const newReplica = await p.startPackager(await freePort(), { PACKAGER_ORIGIN_ID: newId });
   t.after(() => newReplica.stop('SIGKILL'));
-  // Warm (5 s here), the new replica owns the stream: the first one forwards its playlist requests. A
-  // player's last playlist before and first after: the same segments have the same numbers.
-  const taken = await untilOwnerChanges(true, 'the new replica to own the stream');
+  // Warm (5 s here), the new replica owns the stream: the first one forwards its playlist requests there.
+  // A player's last playlist before and first after: the same segments have the same numbers.
+  const taken = await untilAnswerFrom(newId, 'the new replica to own the stream');
   assert.ok(sameNumbers(taken.last, taken.next, 'new owner') >= 3, 'segments in both answers');
-  // It goes away (SIGKILL, as a lost node): 3 s later the first replica owns the stream again.
+  // It goes away (SIGKILL, as a lost node): the first replica answers again (at once, as the owner cannot
+  // be reached; 3 s later as the owner again).
+  const lastFromNew = await playlist('360p');
+  assert.equal(lastFromNew.origin, newId);
   await newReplica.stop('SIGKILL');
-  const back = await untilOwnerChanges(false, 'the first replica to own the stream again');
-  assert.ok(sameNumbers(back.last, back.next, 'owner again') >= 3, 'segments in both answers');
+  const back = await waitFor(
+    async () => {
+      const r = await playlist('360p');
+      return r.status === 200 && r.origin === heartbeat ? r.read : null;
+    },
+    { timeoutMs: 20_000, what: 'the first replica to answer again' },
+  );
+  assert.ok(sameNumbers(lastFromNew.read, back, 'owner again') >= 3, 'segments in both answers');
 });
 
 test('failover mid-segment: the old segment ends, a discontinuity and the new epoch follow, no zombie part; a replica that was not watched numbers the new epoch alike', async (t) => {

@@ -16,6 +16,12 @@ export interface KvWatchOptions<S extends z.ZodType> {
   onPut: (value: z.output<S>, entry: KvWatchEntry) => void | Promise<void>;
   /** A key deleted or purged (default: ignored). */
   onDelete?: (key: string) => void;
+  /**
+   * For a bucket whose entries expire (a TTL): `initialized` resolves after this long (ms, logged) even if
+   * the end of the current values never came, which happens when the last of them expire between counting
+   * them and receiving them. Default: no limit.
+   */
+  initialValuesTimeoutMs?: number;
 }
 
 export interface KvWatch {
@@ -34,6 +40,14 @@ export async function watchKv<S extends z.ZodType>(options: KvWatchOptions<S>): 
   });
   if (empty) markInitialized();
   const iterator = await kv.watch(options.updatesOnly ? { include: KvWatchInclude.UpdatesOnly } : {});
+  if (options.initialValuesTimeoutMs !== undefined) {
+    const timeout = setTimeout(() => {
+      options.logger.warn({ bucket: options.bucket }, 'KV watch: current values incomplete, going on');
+      markInitialized();
+    }, options.initialValuesTimeoutMs);
+    timeout.unref();
+    void initialized.then(() => clearTimeout(timeout));
+  }
   void (async () => {
     for await (const entry of iterator) {
       // The initial values end with delta 0; anything after is an update.

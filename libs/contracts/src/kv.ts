@@ -21,11 +21,11 @@ export const leaseRecord = z.object({
 export type LeaseRecord = z.infer<typeof leaseRecord>;
 
 /**
- * live-ll-numbering: <streamId>.<rendition> -> in that rendition's LL-HLS playlist, segment `sequence` of
- * `epoch` has media sequence number `msn` and discontinuity sequence `dsn`; later segments of the epoch
- * follow on (one number each). Written by the stream's owner replica when its numbering starts or moves
- * (a new epoch, a gap); every replica numbers the same way from it, so the owner can change (a rolling
- * update, a replica lost) without players seeing the numbers jump.
+ * live-ll-numbering: <streamId>.<rendition> -> in that rendition's LL-HLS playlist, from segment `sequence`
+ * of `epoch` on, segment s has media sequence number `msn + (s - sequence)` and discontinuity sequence
+ * `dsn`. Written by the stream's owner replica where its numbering starts or moves (a new epoch, a gap);
+ * every replica numbers the same way from it, so the owner can change (a rolling update, a replica lost)
+ * without players seeing the numbers jump.
  */
 export const llNumberingRecord = z.object({
   epoch: z.number().int().positive(),

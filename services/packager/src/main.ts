@@ -108,6 +108,7 @@ async function main(): Promise<void> {
     nc,
     storage,
     logger,
+    originId: config.PACKAGER_ORIGIN_ID,
     partMs: config.PACKAGER_LL_PART_MS,
     targetDuration: config.PACKAGER_LL_TARGET_SECONDS,
     partHoldBackMs: config.PACKAGER_LL_PART_HOLD_BACK_MS,

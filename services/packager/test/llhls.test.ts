@@ -366,54 +366,78 @@ test('epoch change mid-segment: the old segment ends, a discontinuity and a new 
   assert.ok(!text.includes('#EXT-X-DISCONTINUITY\n'));
 });
 
-test('shared numbering: replicas that heard different things (started later, not following parts at a failover, restarted) number every segment as the owner does', () => {
-  // live-ll-numbering, as the origins use it: the owner writes where its numbering starts or moves, every
-  // other replica aligns to what was written (ll-origin.ts; the bucket and its watchers are in the e2e test).
+/**
+ * live-ll-numbering as the origins use it (ll-origin.ts; the bucket itself is in the e2e test): the owner
+ * shares its numbering where it starts or moves and follows it at once, the others follow what was shared.
+ */
+function sharedNumbering() {
   const bucket = new Map<string, Numbering>();
   const writes: Numbering[] = [];
-  const followers: LlStream[] = [];
-  const replica = (owner: boolean): LlStream =>
-    new LlStream({
+  const replicas: { stream: LlStream; owner: () => boolean }[] = [];
+  const replica = (owner: () => boolean): LlStream => {
+    const stream: LlStream = new LlStream({
       partTarget: PART,
       targetDuration: TD,
       windowSegments: 12,
       numbering: {
         get: (rendition) => bucket.get(rendition),
+        owns: owner,
         segmentStarted: (rendition, n) => {
           const known = bucket.get(rendition);
           const same =
             known?.epoch === n.epoch &&
             known.msn - known.sequence === n.msn - n.sequence &&
             known.dsn === n.dsn;
-          if (!owner || same) return;
+          if (!owner() || same) return;
           bucket.set(rendition, n);
           writes.push(n);
-          for (const follower of followers) follower.renditions.get(rendition)?.align(n);
+          // Every replica's watch, the writer's first.
+          stream.renditions.get(rendition)?.align(n);
+          for (const other of replicas) other.stream.renditions.get(rendition)?.align(n);
         },
       },
     });
-  const numbers = (playlist: LlRenditionPlaylist) =>
-    new Map(playlist.segments.map((s) => [`${s.epoch}/${s.sequence}`, [s.msn, s.dsn]]));
-  const sameNumbers = (follower: LlRenditionPlaylist, what: string) => {
-    const mine = numbers(owner);
-    assert.ok(follower.segments.length >= 3, what);
-    for (const [segment, n] of numbers(follower))
-      assert.deepEqual(n, mine.get(segment), `${what}: ${segment}`);
+    replicas.push({ stream, owner });
+    return stream;
   };
-  const ownerStream = replica(true);
+  return { bucket, writes, replica };
+}
+
+/** A replica that hears no parts (not watched through it): segment events only. */
+function segmentsOnly(stream: LlStream): LlRenditionPlaylist {
+  stream.stopFollowingParts();
+  return stream.rendition('360p');
+}
+
+const numbersOf = (playlist: LlRenditionPlaylist) =>
+  new Map(playlist.segments.map((s) => [`${s.epoch}/${s.sequence}`, [s.msn, s.dsn]]));
+
+/** Every segment `follower` lists has the owner's numbers; at least `min` of them; the window is contiguous. */
+function sameNumbers(owner: LlRenditionPlaylist, follower: LlRenditionPlaylist, what: string, min = 3): void {
+  const mine = numbersOf(owner);
+  assert.ok(follower.segments.length >= min, `${what}: ${follower.segments.length} segments`);
+  for (const [segment, n] of numbersOf(follower))
+    assert.deepEqual(n, mine.get(segment), `${what}: ${segment}`);
+  follower.segments.forEach((s, i) => assert.equal(s.msn, (follower.segments[0]?.msn ?? 0) + i, what));
+  assert.ok(
+    follower.segments.every((s) => s.msn >= 0 && s.dsn >= 0),
+    `${what}: no negative numbers`,
+  );
+}
+
+test('shared numbering: replicas that heard different things (started later, not following parts at a failover, restarted) number every segment as the owner does', () => {
+  const { writes, replica } = sharedNumbering();
+  const ownerStream = replica(() => true);
   const owner = ownerStream.rendition('360p');
   const feeder = new Feeder(owner, 1);
   feeder.parts(41); // epoch 1: segments 0-7, and the first part of 8
 
   // A replica started later hears segment events from segment 3 on, and no parts (nobody watches through it).
-  const laterStream = replica(false);
-  followers.push(laterStream);
-  laterStream.stopFollowingParts();
-  const later = laterStream.rendition('360p');
+  const later = segmentsOnly(replica(() => false));
   for (let sequence = 3; sequence <= 7; sequence++)
     later.completeSegment({ epoch: 1, sequence, duration: 1 });
   assert.equal(later.segments[0]?.msn, 3, 'numbered from the shared numbering, not from 0');
-  sameNumbers(later, 'started later');
+  sameNumbers(owner, later, 'started later');
 
   // Failover mid-segment 8: the owner (following parts) closes it truncated, the later replica never hears of
   // it. Positionally they would number epoch 2 one apart.
@@ -434,8 +458,8 @@ test('shared numbering: replicas that heard different things (started later, not
     ],
     "the new epoch numbered as the owner's; the older epoch, numbered differently here, left the window",
   );
-  sameNumbers(later, 'after the failover');
-  checkLlRules(laterStream.render('360p'));
+  sameNumbers(owner, later, 'after the failover');
+  checkLlRules(later.render());
   // The owner wrote twice: where its numbering started, and where the failover moved it.
   assert.deepEqual(writes, [
     { epoch: 1, sequence: 0, msn: 0, dsn: 0 },
@@ -443,19 +467,82 @@ test('shared numbering: replicas that heard different things (started later, not
   ]);
 
   // A replica restarted now (or a new one) continues the same numbers from what it reads at start.
-  const restartedStream = replica(false);
-  restartedStream.stopFollowingParts();
-  const restarted = restartedStream.rendition('360p');
+  const restarted = segmentsOnly(replica(() => false));
   feeder.parts(10); // epoch 2: segments 3, 4 complete
   for (let sequence = 1; sequence <= 4; sequence++)
     restarted.completeSegment({ epoch: 2, sequence, duration: 1 });
-  sameNumbers(restarted, 'restarted');
+  sameNumbers(owner, restarted, 'restarted');
+  // So does a restarted owner (its first segment takes the shared numbers; it shares nothing new).
+  const restartedOwner = segmentsOnly(replica(() => true));
+  for (let sequence = 2; sequence <= 4; sequence++)
+    restartedOwner.completeSegment({ epoch: 2, sequence, duration: 1 });
+  sameNumbers(owner, restartedOwner, 'restarted owner');
   assert.equal(writes.length, 2, 'nothing written while the numbering just follows on');
-  // The owner itself never moved: its players saw no jump.
+  // The owner itself never moved: its players saw no jump (epoch 1 from 0, epoch 2 after the truncated 8).
+  assert.ok(owner.segments.length >= 10);
+  for (const s of owner.segments) assert.equal(s.msn, s.epoch === 1 ? s.sequence : 9 + s.sequence);
+});
+
+test('shared numbering: a segment event lost (its upload failed) moves only the numbering of replicas that did not list its parts; an older or conflicting numbering', () => {
+  const { writes, replica } = sharedNumbering();
+  const owner = replica(() => true).rendition('360p');
+  const feeder = new Feeder(owner, 1);
+  const follower = segmentsOnly(replica(() => false));
+  // Segments 0-4 through both; segment 5's event never comes (the owner lists it from its parts).
+  feeder.parts(31); // segments 0-5 complete (by the parts of 6), the first part of 6
+  for (let sequence = 0; sequence <= 4; sequence++)
+    follower.completeSegment({ epoch: 1, sequence, duration: 1 });
+  feeder.parts(5); // segment 6 complete, the first part of 7
+  follower.completeSegment({ epoch: 1, sequence: 6, duration: 1 });
+  // Alone, the follower would number 6 as 5, after a discontinuity; it takes the owner's numbers instead,
+  // and the segments before its gap leave its window (it has no segment 5 to go between).
   assert.deepEqual(
-    owner.segments.map((s) => s.msn),
-    owner.segments.map((_, i) => (owner.segments[0]?.msn ?? 0) + i),
+    follower.segments.map((s) => [s.sequence, s.msn, s.dsn, s.discontinuity]),
+    [[6, 6, 0, false]],
   );
+  sameNumbers(owner, follower, 'after its gap', 1);
+  checkLlRules(follower.render());
+  assert.equal(writes.length, 1, 'the owner had no gap: nothing new to share');
+  // The follower goes on in step.
+  feeder.parts(10);
+  for (let sequence = 7; sequence <= 8; sequence++)
+    follower.completeSegment({ epoch: 1, sequence, duration: 1 });
+  sameNumbers(owner, follower, 'after its gap', 3);
+
+  // A gap the owner has too (not following parts either): it shares its moved numbering (after a
+  // discontinuity), and the follower that had the same gap keeps the same numbers.
+  const ownerWithoutParts = segmentsOnly(replica(() => true));
+  const followerWithoutParts = segmentsOnly(replica(() => false));
+  for (const p of [ownerWithoutParts, followerWithoutParts]) {
+    for (let sequence = 0; sequence <= 3; sequence++) p.completeSegment({ epoch: 5, sequence, duration: 1 });
+    p.completeSegment({ epoch: 5, sequence: 5, duration: 1 });
+  }
+  assert.deepEqual(writes.slice(1), [
+    { epoch: 5, sequence: 0, msn: 0, dsn: 0 },
+    { epoch: 5, sequence: 5, msn: 4, dsn: 1 },
+  ]);
+  sameNumbers(ownerWithoutParts, followerWithoutParts, 'the same gap', 5);
+
+  // A late numbering of an older epoch changes nothing.
+  const before = numbersOf(followerWithoutParts);
+  followerWithoutParts.align({ epoch: 4, sequence: 0, msn: 100, dsn: 7 });
+  followerWithoutParts.completeSegment({ epoch: 5, sequence: 6, duration: 1 });
+  for (const [segment, n] of before) assert.deepEqual(numbersOf(followerWithoutParts).get(segment), n);
+
+  // Two replicas that both wrote (everything just started): the one whose numbering lost renumbers, and
+  // drops what it cannot number (no negative numbers, the window contiguous).
+  const conflicting = segmentsOnly(replica(() => false));
+  for (let sequence = 3; sequence <= 6; sequence++)
+    conflicting.completeSegment({ epoch: 9, sequence, duration: 1 });
+  conflicting.align({ epoch: 9, sequence: 5, msn: 0, dsn: 0 });
+  assert.deepEqual(
+    conflicting.segments.map((s) => [s.sequence, s.msn, s.dsn]),
+    [
+      [5, 0, 0],
+      [6, 1, 0],
+    ],
+  );
+  checkLlRules(conflicting.render());
 });
 
 test('delta updates (_HLS_skip=YES|v2) replace the segments before the skip boundary with EXT-X-SKIP', () => {

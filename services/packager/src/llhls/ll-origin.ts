@@ -75,6 +75,8 @@ export interface LlOriginOptions {
   endSettleMs: number;
   /** Which replica answers which stream's playlists (absent: this one answers all, e.g. a single replica). */
   ring?: OriginRing;
+  /** This replica's id (PACKAGER_ORIGIN_ID): playlists it answers say so in `x-ll-origin`. */
+  originId: string;
   metrics: { parts: Counter; forwarded: Counter; fetchedOnRequest: Counter };
 }
 
@@ -101,10 +103,12 @@ interface StreamState {
   endedAt?: number;
 }
 
-/** A rendition's entry in live-ll-numbering, and when it was written (rewritten hourly by the owner). */
+/** A rendition's entry in live-ll-numbering: when it was written (rewritten hourly by the owner), its revision. */
 interface SharedNumbering {
   record: LlNumberingRecord;
   writtenAt: number;
+  /** The bucket's revision of the entry (0 while this replica's own write is in flight, or failed). */
+  revision: number;
 }
 
 /** `<streamId>.<rendition>` (stream ids and rendition names have no dots). */
@@ -148,7 +152,9 @@ export class LlOrigin {
       logger: this.log,
       bucket: buckets.llNumbering,
       schema: llNumberingRecord,
-      onPut: (record, entry) => this.onNumbering(entry.key, record, entry.created.getTime()),
+      onPut: (record, entry) => this.onNumbering(entry.key, record, entry.revision, entry.created.getTime()),
+      // Entries expire (a TTL): see watchKv.
+      initialValuesTimeoutMs: 5000,
       onDelete: (key) => {
         const { streamId, rendition } = splitNumberingKey(key);
         this.numbering.get(streamId)?.delete(rendition);
@@ -247,9 +253,12 @@ export class LlOrigin {
   }
 
   /** The shared numbering of a rendition was written (by its owner, maybe this replica): numbers follow it. */
-  private onNumbering(key: string, record: LlNumberingRecord, writtenAt: number): void {
+  private onNumbering(key: string, record: LlNumberingRecord, revision: number, writtenAt: number): void {
     const { streamId, rendition } = splitNumberingKey(key);
-    this.numberingOf(streamId).set(rendition, { record, writtenAt });
+    const renditions = this.numberingOf(streamId);
+    // Not older than what this replica has (the late echo of its own earlier write must not undo a newer one).
+    if (revision <= (renditions.get(rendition)?.revision ?? 0)) return;
+    renditions.set(rendition, { record, writtenAt, revision });
     this.streams.get(streamId)?.ll.renditions.get(rendition)?.align(record);
   }
 
@@ -262,11 +271,18 @@ export class LlOrigin {
     return renditions;
   }
 
+  /** Whether this replica owns the stream: its LL numbering is the one shared. */
+  private owns(streamId: string): boolean {
+    return !this.o.ring?.owner(streamId);
+  }
+
   /**
    * A segment was numbered here. The stream's owner shares its numbering where it starts or moves (a new
-   * epoch, a gap), or once an hour (the bucket's entries expire after a day); other replicas only follow.
-   * Two replicas that both believe they own the stream (all just started, none warm) end up alike: every
-   * replica follows the last one written, the writer included.
+   * epoch, a gap), or once an hour (the bucket's entries expire after a day), and follows it at once
+   * (whether or not the write succeeds); other replicas only follow. Two replicas that both believe they
+   * own the stream (all just started, none warm; or for a moment while the replicas' heartbeats disagree)
+   * both write: every replica follows the last entry written, so they end up alike, but the players of
+   * the one whose numbering lost see it jump once.
    */
   private shareNumbering(streamId: string, rendition: string, n: Numbering): void {
     const renditions = this.numberingOf(streamId);
@@ -277,15 +293,24 @@ export class LlOrigin {
       known.record.msn - known.record.sequence === n.msn - n.sequence &&
       known.record.dsn === n.dsn;
     if (same && Date.now() - known.writtenAt < LL_NUMBERING_REFRESH_MS) return;
-    if (this.o.ring?.owner(streamId)) return;
+    if (!this.owns(streamId)) return;
     const record: LlNumberingRecord = { epoch: n.epoch, sequence: n.sequence, msn: n.msn, dsn: n.dsn };
-    renditions.set(rendition, { record, writtenAt: Date.now() });
+    const shared = { record, writtenAt: Date.now(), revision: known?.revision ?? 0 };
+    renditions.set(rendition, shared);
+    this.streams.get(streamId)?.ll.renditions.get(rendition)?.align(record);
     const key = llNumberingKey(streamId, rendition);
-    this.numberingKv?.put(key, encode(llNumberingRecord, record)).catch((error: Error) => {
+    const failed = (error: Error) => {
       // Written again at the next segment.
-      if (renditions.get(rendition)?.record === record) renditions.delete(rendition);
+      if (renditions.get(rendition) === shared) shared.writtenAt = 0;
       this.log.warn({ streamId, rendition, err: error.message }, 'LL numbering not shared');
-    });
+    };
+    try {
+      this.numberingKv?.put(key, encode(llNumberingRecord, record)).then((revision) => {
+        shared.revision = Math.max(shared.revision, revision);
+      }, failed);
+    } catch (error) {
+      failed(error as Error); // encode refused the record: logged, and the playlist goes on
+    }
   }
 
   private newStream(streamId: string, ladder: Pick<Rendition, 'fps'>[]): StreamState {
@@ -300,6 +325,7 @@ export class LlOrigin {
       partHoldBack: this.o.partHoldBackMs / 1000,
       numbering: {
         get: (rendition) => this.numbering.get(streamId)?.get(rendition)?.record,
+        owns: () => this.owns(streamId),
         segmentStarted: (rendition, n) => this.shareNumbering(streamId, rendition, n),
       },
     });
@@ -558,7 +584,8 @@ export class LlOrigin {
       return;
     }
     playlistResponse(state.ll, rendition, url.searchParams)
-      .then((r) => send(r.status, r.headers, r.body))
+      // Which replica answered (through a forward too): for operators, and the tests of owner changes.
+      .then((r) => send(r.status, { ...r.headers, 'x-ll-origin': this.o.originId }, r.body))
       .catch((error: Error) => {
         this.log.error({ streamId, err: error.message }, 'playlist response failed');
         send(500, {}, 'internal error\n');
@@ -579,7 +606,7 @@ export class LlOrigin {
     this.o.metrics.forwarded.inc();
     proxyHttp(new URL(url.pathname + url.search, base), req, res, {
       headers: { 'x-ll-forwarded': '1' },
-      passHeaders: ['content-type', 'content-length', 'cache-control', 'retry-after'],
+      passHeaders: ['content-type', 'content-length', 'cache-control', 'retry-after', 'x-ll-origin'],
       // Longer than the owner's 3-target-duration hold: the owner answers (maybe 503) before this gives up.
       timeoutMs: 10_000,
       onError: (error) => {

@@ -61,7 +61,12 @@ export interface LlPlaylistOptions {
   numbering?: {
     /** The rendition's shared numbering known now (absent: none yet). */
     get(rendition: string): Numbering | undefined;
-    /** A segment was started with this numbering (after aligning to the shared one): the owner shares it. */
+    /** Whether this replica owns the stream (its numbering is the one shared). */
+    owns(): boolean;
+    /**
+     * A segment was started with this numbering (after aligning to the shared one, see startSegment): the
+     * owner shares it where it moved, and aligns to what it shares.
+     */
     segmentStarted(rendition: string, numbering: Numbering): void;
   };
   /** PART-TARGET in seconds (the cutter's part duration, e.g. 0.2). */
@@ -210,12 +215,12 @@ export class LlRenditionPlaylist {
   }
 
   /**
-   * The shared numbering: segment `sequence` of `epoch` is `msn` with discontinuity sequence `dsn`, and the
-   * segments after it follow on. This epoch's segments are renumbered to match (now, or once that segment
-   * is here). If the numbers move, segments of older epochs leave the window: how they were numbered
-   * elsewhere is not known (a failover's truncated segment is listed only where parts were followed).
+   * The shared numbering: from segment `sequence` of `epoch` on, segment s is `msn + (s - sequence)` with
+   * discontinuity sequence `dsn`. This epoch's segments are renumbered to match (now, or once such a segment
+   * is here); one of an older epoch than the last one given changes nothing (a late message).
    */
   align(numbering: Numbering): void {
+    if (this.anchor && numbering.epoch < this.anchor.epoch) return;
     this.anchor = numbering;
     if (this.applyAnchor()) this.changed();
   }
@@ -226,30 +231,47 @@ export class LlRenditionPlaylist {
     return s && { epoch: s.epoch, sequence: s.sequence, msn: s.msn, dsn: s.dsn };
   }
 
-  /** Renumbers the current epoch to the shared numbering, if it is of this epoch; true if numbers moved. */
+  /**
+   * Renumbers to the shared numbering, if it is of the newest segment's epoch and not ahead of it: the
+   * newest segment takes its number from it, the others of the epoch move with it. The window must go one
+   * number after the other, so what does not (segments before a gap only this replica has; if numbers
+   * moved, those before the shared numbering's segment and of older epochs, numbered who knows how
+   * elsewhere) leaves it. True if anything changed.
+   */
   private applyAnchor(): boolean {
     const a = this.anchor;
-    if (!a || a.epoch !== this.epoch) return false;
-    const ofEpoch = [...this.segments, ...(this.open ? [this.open] : [])].filter((s) => s.epoch === a.epoch);
-    // Its own segment, else the first one after it here (it left the window, or a missing segment event
-    // left a hole here); none yet: applied when one starts.
-    const match =
-      ofEpoch.find((s) => s.sequence === a.sequence) ?? ofEpoch.find((s) => s.sequence > a.sequence);
-    if (!match) return false;
-    const msnShift = a.msn + (match.sequence - a.sequence) - match.msn;
-    const dsnShift = a.dsn - match.dsn;
-    if (msnShift === 0 && dsnShift === 0) return false;
-    for (let i = this.segments.length - 1; i >= 0; i--) {
-      if (this.segments[i]?.epoch !== a.epoch) this.segments.splice(i, 1);
+    const newest = this.open ?? this.segments.at(-1);
+    if (!a || !newest || newest.epoch !== a.epoch || newest.sequence < a.sequence) return false;
+    const ruled = (s: LlSegment) => s.epoch === a.epoch && s.sequence >= a.sequence;
+    const msnShift = a.msn + (newest.sequence - a.sequence) - newest.msn;
+    const dsnShift = a.dsn - newest.dsn;
+    const all = this.open ? [...this.segments, this.open] : [...this.segments];
+    if (msnShift !== 0 || dsnShift !== 0) {
+      for (const s of all) {
+        if (s.epoch !== a.epoch) continue;
+        s.msn += msnShift;
+        s.dsn += dsnShift;
+      }
+      this.nextMsn += msnShift;
+      this.dsn += dsnShift;
+      if (this.resyncedMsn !== undefined) this.resyncedMsn += msnShift;
     }
-    for (const s of ofEpoch) {
-      s.msn += msnShift;
-      s.dsn += dsnShift;
+    const moved = msnShift !== 0 || dsnShift !== 0;
+    let first = all.length - 1;
+    for (; first > 0; first--) {
+      const [before, after] = [all[first - 1] as LlSegment, all[first] as LlSegment];
+      const follows = ruled(before)
+        ? before.msn === a.msn + (before.sequence - a.sequence) && before.dsn === a.dsn
+        : !moved;
+      if (!follows || before.msn !== after.msn - 1) break;
     }
-    this.nextMsn += msnShift;
-    this.dsn += dsnShift;
-    if (this.resyncedMsn !== undefined) this.resyncedMsn += msnShift;
-    return true;
+    if (first > 0) {
+      this.segments.splice(0, first);
+      // Now the first of the window: its discontinuity means nothing to a player (render() leaves it out),
+      // and undoing it (stopFollowingParts) must not take the discontinuity sequence below the shared one.
+      (all[first] as LlSegment).discontinuity = false;
+    }
+    return moved || first > 0;
   }
 
   /** Called after every change (blocking reloads re-check their condition). Returns an unsubscribe. */
@@ -580,6 +602,8 @@ export class LlRenditionPlaylist {
   }
 
   private startSegment(epoch: number, sequence: number, programDateTime: Date | undefined): void {
+    // Whether this playlist numbered a segment of this epoch before (else its numbering starts here).
+    const continues = this.segments.at(-1)?.epoch === epoch;
     const discontinuity = this.discontinuityPending && this.nextMsn > 0;
     if (discontinuity) this.dsn++;
     this.discontinuityPending = false;
@@ -598,7 +622,10 @@ export class LlRenditionPlaylist {
       partsIncomplete: false,
     };
     this.lastSequence = sequence;
-    this.applyAnchor();
+    // The shared numbering: every replica takes it where its own numbering starts (a replica started or
+    // restarted, a new epoch someone numbered already); the others also where theirs moved (a segment event
+    // only they missed). Where the owner's moved (a gap), the owner shares its own instead.
+    if (!continues || !this.numberingHooks?.owns()) this.applyAnchor();
     const numbering = this.numbering();
     if (numbering) this.numberingHooks?.segmentStarted(this.rendition, numbering);
   }

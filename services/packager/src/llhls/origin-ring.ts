@@ -8,7 +8,8 @@
 // replica id) over the replicas heard from in the last few seconds that have been up for `warmMs` (a new
 // replica first builds up its window). Any other replica forwards playlist requests to the owner; parts and
 // segments it serves itself (those it has not heard of through the owner). When the owner goes away its
-// streams move to the next replica in their ranking, with the same numbers (docs/architecture.md, LL-HLS).
+// streams move to the next replica in their ranking, which numbers them alike (docs/architecture.md,
+// "One numbering on every replica", for what it does not cover).
 import { createHash } from 'node:crypto';
 import { type NatsConnection, publishCore, subscribeValidated } from '@live/bus';
 import { type OriginHeartbeat, originHeartbeat, subjects } from '@live/contracts';
