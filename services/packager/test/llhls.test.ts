@@ -418,7 +418,9 @@ function sameNumbers(owner: LlRenditionPlaylist, follower: LlRenditionPlaylist, 
   assert.ok(follower.segments.length >= min, `${what}: ${follower.segments.length} segments`);
   for (const [segment, n] of numbersOf(follower))
     assert.deepEqual(n, mine.get(segment), `${what}: ${segment}`);
-  follower.segments.forEach((s, i) => assert.equal(s.msn, (follower.segments[0]?.msn ?? 0) + i, what));
+  follower.segments.forEach((s, i) => {
+    assert.equal(s.msn, (follower.segments[0]?.msn ?? 0) + i, what);
+  });
   assert.ok(
     follower.segments.every((s) => s.msn >= 0 && s.dsn >= 0),
     `${what}: no negative numbers`,
