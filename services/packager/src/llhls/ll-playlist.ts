@@ -231,6 +231,14 @@ export class LlRenditionPlaylist {
     return s && { epoch: s.epoch, sequence: s.sequence, msn: s.msn, dsn: s.dsn };
   }
 
+  /** Whether the newest segment is numbered as the shared numbering says (or it says nothing about it). */
+  private followsAnchor(): boolean {
+    const a = this.anchor;
+    const newest = this.open ?? this.segments.at(-1);
+    if (!a || !newest || newest.epoch !== a.epoch || newest.sequence < a.sequence) return true;
+    return newest.msn === a.msn + (newest.sequence - a.sequence) && newest.dsn === a.dsn;
+  }
+
   /**
    * Renumbers to the shared numbering, if it is of the newest segment's epoch and not ahead of it: the
    * newest segment takes its number from it, the others of the epoch move with it. The window must go one
@@ -625,7 +633,8 @@ export class LlRenditionPlaylist {
     // The shared numbering: every replica takes it where its own numbering starts (a replica started or
     // restarted, a new epoch someone numbered already); the others also where theirs moved (a segment event
     // only they missed). Where the owner's moved (a gap), the owner shares its own instead.
-    if (!continues || !this.numberingHooks?.owns()) this.applyAnchor();
+    // (Asked only when the numbers differ: who owns the stream is a hash per replica.)
+    if (!this.followsAnchor() && (!continues || !this.numberingHooks?.owns())) this.applyAnchor();
     const numbering = this.numbering();
     if (numbering) this.numberingHooks?.segmentStarted(this.rendition, numbering);
   }
