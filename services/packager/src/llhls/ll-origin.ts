@@ -52,7 +52,7 @@ import { type KV, Kvm } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import { advancePartLimit, playlistResponse } from './blocking-reload.js';
-import { type AcceptResult, LlStream, type Numbering } from './ll-playlist.js';
+import { type AcceptResult, LlStream, type Numbering, sameNumbering } from './ll-playlist.js';
 import type { OriginRing } from './origin-ring.js';
 
 export interface LlOriginOptions {
@@ -287,12 +287,8 @@ export class LlOrigin {
   private shareNumbering(streamId: string, rendition: string, n: Numbering): void {
     const renditions = this.numberingOf(streamId);
     const known = renditions.get(rendition);
-    const same =
-      known &&
-      known.record.epoch === n.epoch &&
-      known.record.msn - known.record.sequence === n.msn - n.sequence &&
-      known.record.dsn === n.dsn;
-    if (same && Date.now() - known.writtenAt < LL_NUMBERING_REFRESH_MS) return;
+    if (known && sameNumbering(known.record, n) && Date.now() - known.writtenAt < LL_NUMBERING_REFRESH_MS)
+      return;
     if (!this.owns(streamId)) return;
     const record: LlNumberingRecord = { epoch: n.epoch, sequence: n.sequence, msn: n.msn, dsn: n.dsn };
     const shared = { record, writtenAt: Date.now(), revision: known?.revision ?? 0 };

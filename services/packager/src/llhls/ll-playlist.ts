@@ -55,6 +55,18 @@ export interface Numbering {
   dsn: number;
 }
 
+/** Whether two numberings say the same of their epoch's segments: the same msn for each sequence, the same dsn. */
+export const sameNumbering = (a: Numbering, b: Numbering): boolean =>
+  a.epoch === b.epoch && a.msn - a.sequence === b.msn - b.sequence && a.dsn === b.dsn;
+
+/** A segment's own numbering. */
+const numberingOf = (s: LlSegment): Numbering => ({
+  epoch: s.epoch,
+  sequence: s.sequence,
+  msn: s.msn,
+  dsn: s.dsn,
+});
+
 export interface LlPlaylistOptions {
   rendition: string;
   /** The shared numbering (the stream's owner replica's): where a rendition's numbering starts, and where it moves. */
@@ -228,15 +240,20 @@ export class LlRenditionPlaylist {
   /** The newest segment's numbering (the open one, else the last complete one); undefined before any. */
   numbering(): Numbering | undefined {
     const s = this.open ?? this.segments.at(-1);
-    return s && { epoch: s.epoch, sequence: s.sequence, msn: s.msn, dsn: s.dsn };
+    return s && numberingOf(s);
+  }
+
+  /** The shared numbering if it speaks of `s` (its epoch, not before its segment). */
+  private anchorOf(s: LlSegment): Numbering | undefined {
+    const a = this.anchor;
+    return a && s.epoch === a.epoch && s.sequence >= a.sequence ? a : undefined;
   }
 
   /** Whether the newest segment is numbered as the shared numbering says (or it says nothing about it). */
   private followsAnchor(): boolean {
-    const a = this.anchor;
     const newest = this.open ?? this.segments.at(-1);
-    if (!a || !newest || newest.epoch !== a.epoch || newest.sequence < a.sequence) return true;
-    return newest.msn === a.msn + (newest.sequence - a.sequence) && newest.dsn === a.dsn;
+    const a = newest && this.anchorOf(newest);
+    return !a || !newest || sameNumbering(a, numberingOf(newest));
   }
 
   /**
@@ -247,14 +264,14 @@ export class LlRenditionPlaylist {
    * elsewhere) leaves it. True if anything changed.
    */
   private applyAnchor(): boolean {
-    const a = this.anchor;
     const newest = this.open ?? this.segments.at(-1);
-    if (!a || !newest || newest.epoch !== a.epoch || newest.sequence < a.sequence) return false;
-    const ruled = (s: LlSegment) => s.epoch === a.epoch && s.sequence >= a.sequence;
+    const a = newest && this.anchorOf(newest);
+    if (!a || !newest) return false;
     const msnShift = a.msn + (newest.sequence - a.sequence) - newest.msn;
     const dsnShift = a.dsn - newest.dsn;
+    const moved = msnShift !== 0 || dsnShift !== 0;
     const all = this.open ? [...this.segments, this.open] : [...this.segments];
-    if (msnShift !== 0 || dsnShift !== 0) {
+    if (moved) {
       for (const s of all) {
         if (s.epoch !== a.epoch) continue;
         s.msn += msnShift;
@@ -264,13 +281,10 @@ export class LlRenditionPlaylist {
       this.dsn += dsnShift;
       if (this.resyncedMsn !== undefined) this.resyncedMsn += msnShift;
     }
-    const moved = msnShift !== 0 || dsnShift !== 0;
     let first = all.length - 1;
     for (; first > 0; first--) {
       const [before, after] = [all[first - 1] as LlSegment, all[first] as LlSegment];
-      const follows = ruled(before)
-        ? before.msn === a.msn + (before.sequence - a.sequence) && before.dsn === a.dsn
-        : !moved;
+      const follows = this.anchorOf(before) ? sameNumbering(a, numberingOf(before)) : !moved;
       if (!follows || before.msn !== after.msn - 1) break;
     }
     if (first > 0) {
