@@ -6,14 +6,21 @@
 // Side by side: each round's bare ffmpeg runs at the same time as the pipeline's stream (both read the clip
 // at native speed, ~0.5 core each on 2 cores), so both see the same host. Run one after the other, two
 // ffmpeg runs of the same clip differed by up to 25 % on this shared machine, more than the services cost.
-// Warm: services run for days; a 10 s stream first (`--warm-up`, not counted) lets V8 compile the media
-// path's code, a one-off per process that otherwise lands in the measured minute (~12 % of the services' CPU,
-// measured: 5.26 -> 4.62 CPU-s). `--warm-up 0` measures a cold platform.
-// Rounds: 3 by default; the ratio of medians is reported, and each round's own ratio beside it.
+// Warm: services run for days, so the rounds measure a platform past its start: one platform, started
+// once, first carries a warm-up stream (`--warm-up`, 120 s, not counted), then one stream per round. V8
+// optimizes a function only after it has run some thousands of times (its interrupt budget), and much of
+// the media path's code runs per frame, per part or per heartbeat, a few to tens of times a second: the
+// services' cost falls for minutes. Measured per 10 s window beside one stream (2026-12-03, no bare ffmpeg):
+// ~120 ms/s in the first 10 s of a fresh platform's first stream, 66-75 ms/s at 20-60 s, 53-63 ms/s in its
+// second and third minutes; in this bench, the services' share of ffmpeg's CPU fell round after round from
+// a cold start (0.167, 0.145, 0.134) and after a 60 s warm-up (0.143, 0.130, 0.127).
+// `--warm-up 0` measures a cold platform (its first round is its first stream).
+// Rounds: 3 by default, successive streams on the same platform; the ratio of medians is reported, and each
+// round's own ratio beside it.
 // Also printed: the services' CPU over the pipeline's own ffmpeg per round, and the host's CPU cost of one
 // wake-up of an idle Node.js process per round (what that share scales with).
 // Target (issue 3): ratio <= 1.10.
-//   npm run bench:transcode -- [--seconds 60] [--rounds 3] [--warm-up 10] [--json out.json]
+//   npm run bench:transcode -- [--seconds 60] [--rounds 3] [--warm-up 120] [--json out.json]
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,7 +39,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     preset: { type: 'string', default: 'veryfast' },
     json: { type: 'string' },
-    'warm-up': { type: 'string', default: '10' },
+    'warm-up': { type: 'string', default: '120' },
   },
 });
 const warmUpSeconds = Number(values['warm-up']);
@@ -107,56 +114,49 @@ async function baseline(): Promise<number> {
   return (user ?? 0) + (sys ?? 0);
 }
 
-/** One round: the pipeline's CPU for the clip, and bare ffmpeg's beside it (started at the same moment). */
-async function round(): Promise<{ cpu: number; bare: number; byProcess: Record<string, number> }> {
-  // Production log level: the test harness's default (debug) costs CPU a real deployment does not spend.
-  const platform = await startPlatform({
-    workers: 1,
-    ladder: DEFAULT_LADDER,
-    preset: values.preset,
-    env: { LOG_LEVEL: 'info' },
-  });
-  try {
-    const processes: Record<string, number> = {
-      'nats-server': platform.nats.child.pid,
-      ingest: platform.ingest.pid,
-      supervisor: platform.supervisor.pid,
-      packager: platform.packager.pid,
-      transcoder: (platform.workers[0] as { pid: number }).pid,
-    };
-    // The transcoder's row is split: the worker's own Node.js process, and its ffmpeg (a waited-for child).
-    const sample = () => {
-      const t = cpuOf(processes.transcoder as number);
-      return {
-        ...Object.fromEntries(
-          Object.entries(processes)
-            .filter(([k]) => k !== 'transcoder')
-            .map(([k, pid]) => {
-              const c = cpuOf(pid);
-              return [k, c.own + c.children];
-            }),
-        ),
-        'transcoder (Node.js)': t.own,
-        'transcoder ffmpeg': t.children,
-      } as Record<string, number>;
-    };
-    if (warmUpSeconds > 0) await stream(platform, 'warm', processes.transcoder as number, warmUpSeconds);
-    const before = sample();
-    const bare = baseline();
-    await stream(platform, 'cpu', processes.transcoder as number);
-    const after = sample();
-    const byProcess = Object.fromEntries(
-      Object.entries(after).map(([k, v]) => [k, +(v - (before[k] ?? 0)).toFixed(2)]),
-    );
-    return { cpu: Object.values(byProcess).reduce((a, b) => a + b, 0), bare: await bare, byProcess };
-  } finally {
-    await platform.stop();
-  }
+type Platform = Awaited<ReturnType<typeof startPlatform>>;
+
+/** CPU seconds so far of every pipeline process; the transcoder split into its Node.js and its ffmpeg. */
+function sampler(platform: Platform): () => Record<string, number> {
+  const processes: Record<string, number> = {
+    'nats-server': platform.nats.child.pid as number,
+    ingest: platform.ingest.pid as number,
+    supervisor: platform.supervisor.pid as number,
+    packager: platform.packager.pid as number,
+  };
+  const transcoder = (platform.workers[0] as { pid: number }).pid;
+  return () => {
+    const t = cpuOf(transcoder);
+    const byProcess: Record<string, number> = {};
+    for (const [name, pid] of Object.entries(processes)) {
+      const c = cpuOf(pid);
+      byProcess[name] = c.own + c.children;
+    }
+    byProcess['transcoder (Node.js)'] = t.own;
+    byProcess['transcoder ffmpeg'] = t.children;
+    return byProcess;
+  };
+}
+
+/** One round on the running platform: one stream's CPU, and bare ffmpeg's beside it (started at once). */
+async function round(
+  platform: Platform,
+  n: number,
+): Promise<{ cpu: number; bare: number; byProcess: Record<string, number> }> {
+  const sample = sampler(platform);
+  const before = sample();
+  const bare = baseline();
+  await stream(platform, `round${n}`, (platform.workers[0] as { pid: number }).pid);
+  const after = sample();
+  const byProcess = Object.fromEntries(
+    Object.entries(after).map(([k, v]) => [k, +(v - (before[k] ?? 0)).toFixed(2)]),
+  );
+  return { cpu: Object.values(byProcess).reduce((a, b) => a + b, 0), bare: await bare, byProcess };
 }
 
 /** One stream of the clip (or its first `seconds`) through the platform, until the worker's ffmpeg exited. */
 async function stream(
-  platform: Awaited<ReturnType<typeof startPlatform>>,
+  platform: Platform,
   streamId: string,
   workerPid: number,
   seconds?: number,
@@ -165,8 +165,8 @@ async function stream(
   const publisher = startPublisher({
     url: platform.publishUrl(key),
     inputFile: clip,
-    loop: false,
-    ...(seconds ? { durationSec: seconds } : {}),
+    // A warm-up may be longer than the clip: it loops then.
+    ...(seconds ? { durationSec: seconds } : { loop: false }),
   });
   await publisher.exited;
   await waitFor(() => platform.events.find((e) => e.streamId === streamId && e.type === 'ended'), {
@@ -208,15 +208,30 @@ const pipelines: number[] = [];
 const serviceShares: number[] = [];
 const wakeUps: number[] = [];
 let lastBreakdown: Record<string, number> = {};
-for (let n = 1; n <= rounds; n++) {
-  wakeUps.push(await wakeUpMicros());
-  console.log(`round ${n}/${rounds}: the pipeline and bare ffmpeg side by side...`);
-  const p = await round();
-  baselines.push(p.bare);
-  pipelines.push(p.cpu);
-  const ffmpeg = p.byProcess['transcoder ffmpeg'] ?? 0;
-  serviceShares.push((p.cpu - ffmpeg) / ffmpeg);
-  lastBreakdown = p.byProcess;
+// Production log level: the test harness's default (debug) costs CPU a real deployment does not spend.
+const platform = await startPlatform({
+  workers: 1,
+  ladder: DEFAULT_LADDER,
+  preset: values.preset,
+  env: { LOG_LEVEL: 'info' },
+});
+try {
+  if (warmUpSeconds > 0) {
+    console.log(`warm-up: one ${warmUpSeconds} s stream, not counted...`);
+    await stream(platform, 'warm', (platform.workers[0] as { pid: number }).pid, warmUpSeconds);
+  }
+  for (let n = 1; n <= rounds; n++) {
+    wakeUps.push(await wakeUpMicros());
+    console.log(`round ${n}/${rounds}: the pipeline and bare ffmpeg side by side...`);
+    const p = await round(platform, n);
+    baselines.push(p.bare);
+    pipelines.push(p.cpu);
+    const ffmpeg = p.byProcess['transcoder ffmpeg'] ?? 0;
+    serviceShares.push((p.cpu - ffmpeg) / ffmpeg);
+    lastBreakdown = p.byProcess;
+  }
+} finally {
+  await platform.stop();
 }
 const result = {
   clip: `${seconds} s 1280x720@30 H.264 + AAC, read at native speed`,
