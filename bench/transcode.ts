@@ -146,7 +146,7 @@ async function round(
   const sample = sampler(platform);
   const before = sample();
   const bare = baseline();
-  await stream(platform, `round${n}`, (platform.workers[0] as { pid: number }).pid);
+  await stream(platform, `round${n}`);
   const after = sample();
   const byProcess = Object.fromEntries(
     Object.entries(after).map(([k, v]) => [k, +(v - (before[k] ?? 0)).toFixed(2)]),
@@ -155,12 +155,8 @@ async function round(
 }
 
 /** One stream of the clip (or its first `seconds`) through the platform, until the worker's ffmpeg exited. */
-async function stream(
-  platform: Platform,
-  streamId: string,
-  workerPid: number,
-  seconds?: number,
-): Promise<void> {
+async function stream(platform: Platform, streamId: string, seconds?: number): Promise<void> {
+  const workerPid = (platform.workers[0] as { pid: number }).pid;
   const key = await platform.createKey(streamId);
   const publisher = startPublisher({
     url: platform.publishUrl(key),
@@ -218,7 +214,7 @@ const platform = await startPlatform({
 try {
   if (warmUpSeconds > 0) {
     console.log(`warm-up: one ${warmUpSeconds} s stream, not counted...`);
-    await stream(platform, 'warm', (platform.workers[0] as { pid: number }).pid, warmUpSeconds);
+    await stream(platform, 'warm', warmUpSeconds);
   }
   for (let n = 1; n <= rounds; n++) {
     wakeUps.push(await wakeUpMicros());

@@ -532,7 +532,7 @@ export class LlOrigin {
       const known = state.urls.has(path);
       // Not heard of here and not one of the next ones (which would be held): announced before this replica
       // started listening to the stream. The owner listed it, so the owner has it.
-      const holdable = this.canHold(state, Number(epoch), rendition ?? '', Number(partNumber));
+      const holdable = !known && this.canHold(state, Number(epoch), rendition ?? '', Number(partNumber));
       if (!known && !holdable && toOwner(() => notFound('no such part'))) return true;
       // Announced (listed unwatched, or being fetched): from its worker; else maybe the next one (held).
       const bytes = known

@@ -239,8 +239,13 @@ export class LlRenditionPlaylist {
 
   /** The newest segment's numbering (the open one, else the last complete one); undefined before any. */
   numbering(): Numbering | undefined {
-    const s = this.open ?? this.segments.at(-1);
+    const s = this.newest();
     return s && numberingOf(s);
+  }
+
+  /** The open segment, else the last complete one; undefined before any. */
+  private newest(): LlSegment | undefined {
+    return this.open ?? this.segments.at(-1);
   }
 
   /** The shared numbering if it speaks of `s` (its epoch, not before its segment). */
@@ -251,7 +256,7 @@ export class LlRenditionPlaylist {
 
   /** Whether the newest segment is numbered as the shared numbering says (or it says nothing about it). */
   private followsAnchor(): boolean {
-    const newest = this.open ?? this.segments.at(-1);
+    const newest = this.newest();
     const a = newest && this.anchorOf(newest);
     return !a || !newest || sameNumbering(a, numberingOf(newest));
   }
@@ -264,7 +269,7 @@ export class LlRenditionPlaylist {
    * elsewhere) leaves it. True if anything changed.
    */
   private applyAnchor(): boolean {
-    const newest = this.open ?? this.segments.at(-1);
+    const newest = this.newest();
     const a = newest && this.anchorOf(newest);
     if (!a || !newest) return false;
     const msnShift = a.msn + (newest.sequence - a.sequence) - newest.msn;
@@ -351,9 +356,8 @@ export class LlRenditionPlaylist {
   get awaitingParts(): boolean {
     if (this.ended || this.partsMode === 'off') return false;
     if (this.partsMode === 'following') {
-      if (this.resyncedMsn !== undefined && this.lastCompleteMsn() >= this.resyncedMsn)
-        this.resyncedMsn = undefined;
-      if (this.resyncedMsn === undefined) return false;
+      // In sync; awaited only until the first segment listed with its parts is complete.
+      if (this.resyncedMsn === undefined || this.lastCompleteMsn() >= this.resyncedMsn) return false;
     }
     return this.now() - this.resyncStartedAt < 3 * this.targetDuration * 1000;
   }
