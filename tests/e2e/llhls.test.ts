@@ -186,7 +186,7 @@ test('parts are byte-identical to their segment (from the origin and from storag
   assert.ok(map && (await bytesOf(ll(map))).length > 0, 'init segment served');
 });
 
-test("unwatched: the origin hears none of the stream's parts; the first request subscribes and is held until a segment is listed with its parts", async () => {
+test('unwatched: no part is announced or heard; the first request subscribes, the worker announces again, and the request is held until a segment is listed with its parts', async () => {
   const metric = async (name: string) => {
     const value = await p.metric(p.packager, name);
     assert.ok(value !== null, `the packager exports ${name}`);
@@ -198,16 +198,28 @@ test("unwatched: the origin hears none of the stream's parts; the first request 
     timeoutMs: 10_000,
     what: 'the stream to be unwatched (no LL request for 2 s): its part subscription dropped',
   });
-  // Parts fetched before the unsubscribe may still be listed (and counted) for a moment: count from a
-  // second later (5 parts; a local fetch takes milliseconds, its timeout is 1 s).
-  const announcedSince = (since: number) => parts.slice(since).filter((e) => e.rendition === '360p').length;
-  const unsubscribedAt = parts.length;
-  await waitFor(() => announcedSince(unsubscribedAt) >= 5, {
-    what: '5 parts announced while nobody watches',
+  // Nor does the worker announce them any more: the origin's llWatch stopped with its subscription, and a
+  // worker publishes a stream's parts only within PARTS_WANTED_MS (3 s) of the last one.
+  const announcing = async () => {
+    let streams = 0;
+    for (const worker of p.workers) streams += await p.metricTotal(worker, 'transcoder_ll_watched_streams');
+    return streams;
+  };
+  await waitFor(async () => (await announcing()) === 0, {
+    timeoutMs: 10_000,
+    what: 'the worker to stop announcing parts nobody watches',
   });
   const heardBefore = await partsHeard();
   const since = parts.length;
-  await waitFor(() => announcedSince(since) >= 3, { what: '3 more parts announced while nobody watches' });
+  const segmentsListed = async () => {
+    const media = await p.media(STREAM, '360p');
+    return (media?.mediaSequenceBase ?? 0) + (media?.segments.length ?? 0);
+  };
+  const listedBefore = await segmentsListed();
+  await waitFor(async () => (await segmentsListed()) >= listedBefore + 2, {
+    what: '2 more segments while nobody watches in LL',
+  });
+  assert.equal(parts.length, since, 'no part announced while nobody watches the stream in LL');
   assert.equal(await partsHeard(), heardBefore, 'no part event reached the origin while unwatched');
   assert.equal(await metric('packager_ll_watched_streams'), 0);
   // The first request: held until this origin lists parts again from a segment start (the next one, once

@@ -112,6 +112,7 @@ const known = (subject: string) =>
     'live.stream.',
     'live.media.',
     'live.part.',
+    'live.ll.watch.',
     'live.health.',
     'live.dlq.',
     'live.alert.',
@@ -168,7 +169,10 @@ async function run(command: string): Promise<string> {
     const subject = args[1] as string;
     assert.ok(known(subject), `${command}: a platform subject`);
     // Subjects with traffic while a stream is live: wait for a message. Others: the subscription works.
-    const busy = /^live\.(health|media|part)\./.test(subject);
+    const busy = /^live\.(health|media|part|ll\.watch)\./.test(subject);
+    // Parts (and the origins' watch) flow only while someone watches the stream in LL: the runbook's curl
+    // of the LL playlist, done here.
+    if (/^live\.(part|ll\.watch)\./.test(subject)) await fetch(`http://127.0.0.1:${p.originPort}/ll/${LIVE}/360p.m3u8`);
     let got: string | undefined;
     const sub = p.nc.subscribe(subject, {
       max: 1,

@@ -70,6 +70,29 @@ export const partEvent = z.object({
 });
 export type PartEvent = z.infer<typeof partEvent>;
 
+/** How often an origin repeats a stream's `llWatch` while it hears the stream's parts (ms). */
+export const LL_WATCH_REPEAT_MS = 1000;
+/**
+ * How long a worker announces a stream's parts after the last `llWatch` (ms), and after a job starts: three
+ * repeats, so one or two lost messages never stop the parts of a watched stream. The job's start counts as
+ * a watch because a new job (a failover, a move) is not known to the origins' repeats yet: its first parts
+ * go out, and the repeats arrive within a second.
+ */
+export const PARTS_WANTED_MS = 3 * LL_WATCH_REPEAT_MS;
+
+/**
+ * live.ll.watch.<streamId>: an LL-HLS origin replica hears this stream's part events (an LL request for it
+ * within its watch time). Workers publish part events only for streams some origin watches: almost every
+ * stream is watched in plain HLS only, and each part event costs the worker and nats-server a wake-up (15 a
+ * second for a 3-rendition stream).
+ */
+export const llWatch = z.object({
+  streamId,
+  originId: z.string(),
+  at: z.number().int(),
+});
+export type LlWatch = z.infer<typeof llWatch>;
+
 /**
  * live.health.origin.<originId>, every second: an LL-HLS origin replica and where the others reach it. Each
  * stream's LL playlists are answered by one replica (rendezvous hashing over the replicas that have been up

@@ -46,6 +46,13 @@ export const subjects = {
    */
   mediaPart: (streamId: string) => `live.part.${token(streamId)}`,
   allParts: 'live.part.*',
+  /**
+   * live.ll.watch.<streamId>: an LL-HLS origin replica hears this stream's parts (someone watches it in LL
+   * through it), core NATS, once when it starts and then every second. A worker announces a stream's parts
+   * only while one was heard within PARTS_WANTED_MS (and in a job's first PARTS_WANTED_MS).
+   */
+  llWatch: (streamId: string) => `live.ll.watch.${token(streamId)}`,
+  allLlWatches: 'live.ll.watch.*',
   /** live.health.ingest.<streamId>: source health, core NATS, ~5/s. */
   ingestHealth: (streamId: string) => `live.health.ingest.${token(streamId)}`,
   allIngestHealth: 'live.health.ingest.*',

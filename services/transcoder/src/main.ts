@@ -37,6 +37,14 @@ async function main(): Promise<void> {
       this.set(worker?.free ?? 0);
     },
   });
+  new Gauge({
+    name: 'transcoder_ll_watched_streams',
+    help: 'streams whose LL-HLS part events this worker publishes (an origin watches them in LL, or just started)',
+    registers: [metrics],
+    collect() {
+      this.set(worker ? [...worker.jobs.values()].filter((job) => job.partsWanted).length : 0);
+    },
+  });
   const ops = await startOpsServer({
     port: config.TRANSCODER_OPS_PORT,
     logger,

@@ -5,12 +5,14 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { bytes, connectBus, decode, text } from '@live/bus';
+import { bytes, connectBus, decode, encode, text } from '@live/bus';
 import {
   buckets,
   createKeyReply,
   type LifecycleEvent,
   lifecycleEvent,
+  llWatch,
+  PARTS_WANTED_MS,
   type PartEvent,
   partEvent,
   type SegmentEvent,
@@ -49,6 +51,16 @@ const events: LifecycleEvent[] = [];
 const beats: TranscoderHeartbeat[] = [];
 const children: Child[] = [];
 const mediaDir = mkdtempSync(join(tmpdir(), 'media-'));
+/**
+ * This test plays the LL-HLS origin: it watches stream `wt` (llWatch every 500 ms) while this is true, so
+ * its workers announce the parts (a worker announces them only while an origin watches).
+ */
+let llWatching = true;
+let watchTimer: NodeJS.Timeout | undefined;
+const publishWatch = () => {
+  if (llWatching)
+    nc.publish(subjects.llWatch('wt'), encode(llWatch, { streamId: 'wt', originId: 'test', at: Date.now() }));
+};
 const workRoot = mkdtempSync(join(tmpdir(), 'work-'));
 
 /** ffmpeg processes whose command line mentions this worker's work folder. */
@@ -115,6 +127,7 @@ before(async () => {
       if (d.ok) beats.push(d.value);
     },
   });
+  watchTimer = setInterval(publishWatch, 500);
   rtmpPort = await freePort();
   const ingestOps = await freePort();
   ingest = await startServiceProcess({
@@ -145,6 +158,7 @@ before(async () => {
 });
 
 after(async () => {
+  clearInterval(watchTimer);
   await Promise.all(children.map((c) => c.stop('SIGKILL')));
   await publisher?.stop('SIGKILL');
   await ingest?.stop();
@@ -213,6 +227,28 @@ test('an assigned stream is transcoded: init and media segments uploaded and ann
   assert.equal(beat.free, 0);
   assert.equal(beat.streams[0]?.state, 'running');
   assert.ok((beat.streams[0]?.mediaTimeMs ?? 0) > 1000);
+  // Nobody watches in LL any more: the parts stop within PARTS_WANTED_MS of the last llWatch, the segments
+  // go on; watched again, the parts are announced again.
+  llWatching = false;
+  const lapsedAt = Date.now() + PARTS_WANTED_MS + 200;
+  await waitFor(
+    () =>
+      segments.filter((s) => s.workerId === 'wa' && s.kind === 'media' && s.completedAt > lapsedAt).length >=
+      2,
+    { timeoutMs: 15_000, what: '2 segments once the watch lapsed' },
+  );
+  const unwatchedParts = parts.filter((p) => p.workerId === 'wa' && p.completedAt > lapsedAt);
+  assert.deepEqual(
+    unwatchedParts.map((p) => p.number),
+    [],
+    'no part announced while nobody watches',
+  );
+  llWatching = true;
+  const watchedAt = Date.now();
+  publishWatch();
+  await waitFor(() => parts.some((p) => p.workerId === 'wa' && p.completedAt > watchedAt), {
+    what: 'parts announced again once watched',
+  });
   // The same epoch again is acknowledged (idempotent); a newer one replaces the job; an older one is refused.
   assert.match((await assign('wa', 'wt', 1)).body, /accepted/);
   assert.equal((await assign('wa', 'wt', 2)).error, undefined);

@@ -30,15 +30,24 @@
 //   exist: the preload hint), seg_<n>.m4s (its parts concatenated while they are in memory, else the same
 //   object from storage: byte-identical), init.mp4.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { encode, type KvWatch, type NatsConnection, subscribeValidated, watchKv } from '@live/bus';
+import {
+  encode,
+  type KvWatch,
+  type NatsConnection,
+  publishCore,
+  subscribeValidated,
+  watchKv,
+} from '@live/bus';
 import {
   type AssignmentRecord,
   assignmentRecord,
   buckets,
   LL_NUMBERING_REFRESH_MS,
+  LL_WATCH_REPEAT_MS,
   type LlNumberingRecord,
   llNumberingKey,
   llNumberingRecord,
+  llWatch,
   type PartEvent,
   partEvent,
   type Rendition,
@@ -180,7 +189,7 @@ export class LlOrigin {
         handler: (event) => this.onSegment(event),
       }),
     );
-    this.sweeper = setInterval(() => this.sweep(), 1000);
+    this.sweeper = setInterval(() => this.sweep(), LL_WATCH_REPEAT_MS);
     this.sweeper.unref();
   }
 
@@ -207,6 +216,17 @@ export class LlOrigin {
       schema: partEvent,
       name: 'll-origin',
       handler: (event) => this.onPart(event),
+    });
+    // Subscribed first (the server has the subscription before the worker hears this): no part is missed.
+    this.announceWatch(streamId);
+  }
+
+  /** Tells the stream's worker that this replica hears its parts (the worker announces parts only then). */
+  private announceWatch(streamId: string): void {
+    publishCore(this.o.nc, llWatch, subjects.llWatch(streamId), {
+      streamId,
+      originId: this.o.originId,
+      at: Date.now(),
     });
   }
 
@@ -454,6 +474,8 @@ export class LlOrigin {
       }
       for (const [path, known] of state.urls) if (now - known.at > this.o.keepMs) state.urls.delete(path);
       if (state.parts && now >= state.watchedUntil) this.unwatch(state);
+      // Every second (LL_WATCH_REPEAT_MS) while watched, so the worker (a new one after a failover too) goes on.
+      else if (state.parts) this.announceWatch(streamId);
       if (state.endedAt !== undefined && now - state.endedAt > this.o.keepMs) {
         this.unwatch(state);
         this.streams.delete(streamId);

@@ -2,8 +2,10 @@ import { createHash } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { type NatsConnection, type OrderedPublisher, publishCore } from '@live/bus';
+import { type NatsConnection, type OrderedPublisher, publishCore, subscribeValidated } from '@live/bus';
 import {
+  llWatch,
+  PARTS_WANTED_MS,
   type PartEvent,
   partEvent,
   type Rendition,
@@ -102,6 +104,9 @@ export class StreamJob {
   private readonly segmentStarts = new Map<number, number>();
   private failure: string | undefined;
   private startedAt = 0;
+  /** Part events go out until then: an origin watches the stream in LL (llWatch), or the job is new. */
+  private partsWantedUntil = 0;
+  private watches: { unsubscribe(): void } | undefined;
   private finish: () => void = () => {};
   /** Resolves once ffmpeg has exited and its last parts and segments are stored and announced (or given up). */
   readonly finished = new Promise<void>((resolve) => {
@@ -119,8 +124,14 @@ export class StreamJob {
     return this.ffmpeg?.pid;
   }
 
+  /** An LL-HLS origin hears this stream's parts (or the job started within PARTS_WANTED_MS). */
+  get partsWanted(): boolean {
+    return Date.now() < this.partsWantedUntil;
+  }
+
   async start(): Promise<void> {
     this.startedAt = Date.now();
+    this.partsWantedUntil = this.startedAt + PARTS_WANTED_MS;
     await rm(this.workDir, { recursive: true, force: true });
     await mkdir(this.workDir, { recursive: true });
     for (const rendition of this.o.ladder) await this.listen(rendition);
@@ -132,6 +143,16 @@ export class StreamJob {
       partMs: this.o.partMs,
       preset: this.o.preset,
       hasAudio: this.o.source.audio !== null,
+    });
+    this.watches = subscribeValidated({
+      nc: this.o.nc,
+      logger: this.log,
+      subject: subjects.llWatch(this.streamId),
+      schema: llWatch,
+      name: 'transcoder-ll-watch',
+      handler: () => {
+        this.partsWantedUntil = Date.now() + PARTS_WANTED_MS;
+      },
     });
     const ffmpegLog = this.log.child({ component: 'ffmpeg' });
     this.ffmpeg = startFfmpeg(command, {
@@ -160,6 +181,7 @@ export class StreamJob {
       this.o.parts.expire(`${this.streamId}/${this.epoch}/`);
       const failed = this.failure ? { ...exit, lastLines: [...exit.lastLines, this.failure] } : exit;
       if (!exit.requested) this.o.onExit(this, failed);
+      this.watches?.unsubscribe();
       await rm(this.workDir, { recursive: true, force: true }).catch(() => {});
       this.finish();
     });
@@ -285,6 +307,8 @@ export class StreamJob {
   private announcePart(out: RenditionOutput, part: Extract<CutterEvent, { type: 'part' }>): void {
     const pdt = this.anchor(part.startTime, part.duration) + part.startTime * 1000;
     const url = this.o.parts.put(this.partKey(out.rendition, `part_${part.number}.m4s`), part.bytes);
+    // Nobody watches the stream in LL: the part stays fetchable here, only not announced.
+    if (!this.partsWanted) return;
     const event: PartEvent = {
       type: 'part',
       streamId: this.streamId,
