@@ -545,6 +545,7 @@ test('every live.* subject in the NATS permissions matches subjects the contract
     ...LIFECYCLE_TYPES.map((t) => subjects.streamEvent('s', t)),
     subjects.mediaSegment('s'),
     subjects.mediaPart('s'),
+    subjects.llWatch('s'),
     subjects.originHealth('o'),
     subjects.ingestHealth('s'),
     subjects.transcoderHealth('w'),
