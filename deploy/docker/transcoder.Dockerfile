@@ -39,4 +39,5 @@ COPY --from=build /app/services/transcoder/ ./services/transcoder/
 # The node image's unprivileged user (uid 1000); the pod's securityContext also demands non-root.
 USER 1000:1000
 # No HEALTHCHECK: Kubernetes probes /healthz and /readyz on the ops port.
-CMD ["node", "services/transcoder/dist/main.js"]
+# Node.js flags: SERVICE_NODE_FLAGS in libs/testing/src/service.ts says why (the same in tests and npm start).
+CMD ["node", "--single-threaded-gc", "services/transcoder/dist/main.js"]

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { LIFECYCLE_TYPES, subjects } from '@live/contracts';
-import { repoRoot } from '@live/testing';
+import { repoRoot, SERVICE_NODE_FLAGS } from '@live/testing';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { Ingress } from 'kubernetes-models/networking.k8s.io/v1';
@@ -584,10 +584,11 @@ test('Dockerfiles: multi-stage, pruned workspace, production dependencies, non-r
     assert.match(text, /npm ci --omit=dev/, `${service}: production dependencies only`);
     assert.match(text, /^USER 1000:1000$/m, `${service}: non-root user`);
     assert.doesNotMatch(text, /^HEALTHCHECK/m, `${service}: probes own health`);
-    assert.match(
-      text,
-      new RegExp(`CMD \\["node", "services/${service}/dist/main.js"\\]`),
-      `${service}: runs dist`,
+    // The same Node.js flags as tests, benchmarks and npm start run it with.
+    const cmd = ['node', ...(SERVICE_NODE_FLAGS[service] ?? []), `services/${service}/dist/main.js`];
+    assert.ok(
+      text.includes(`CMD ${JSON.stringify(cmd).replaceAll(',', ', ')}`),
+      `${service}: runs dist, ${cmd}`,
     );
     // The base image is pinned to the Node major the code is built and tested with.
     for (const from of text.match(/^FROM \S+/gm) ?? []) assert.match(from, /^FROM node:20-bookworm-slim$/);

@@ -19,13 +19,34 @@ export interface ServiceProcessOptions {
 }
 
 /**
+ * Node.js flags each service runs with: here (tests, benchmarks, `npm start`) and in its Dockerfile's CMD
+ * (deploy/test/manifests.test.ts checks that they agree).
+ * --single-threaded-gc for the media path's services: their heaps are small (tens of MB), and handing GC
+ * work to V8's helper threads cost more CPU than it saved: measured beside one 720p ladder, two platforms
+ * side by side on this VM (2026-12-03), the services used 1-4 ms/s less with it (the worker most: its
+ * concurrent marking threads woke for every cycle), with main-thread pauses of a few ms at most. Chat and
+ * web keep V8's default: their heaps grow with connections, where parallel GC keeps pauses short.
+ */
+export const SERVICE_NODE_FLAGS: Record<string, string[]> = {
+  ingest: ['--single-threaded-gc'],
+  supervisor: ['--single-threaded-gc'],
+  transcoder: ['--single-threaded-gc'],
+  packager: ['--single-threaded-gc'],
+  chat: [],
+  web: [],
+};
+
+/**
  * How to run a service: from source through tsx (tests, `npm start`), or, with LIVE_SERVICES_FROM=dist,
  * the compiled JavaScript production runs (benchmarks: tsx's loader thread alone costs an idle process
  * ~0.6 % of a core). `npm run build` makes dist.
  */
 export function serviceCommand(service: string, entry = 'main.ts'): { command: string; args: string[] } {
   // Extra node flags for every service, e.g. LIVE_SERVICES_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
-  const nodeArgs = (process.env.LIVE_SERVICES_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const nodeArgs = [
+    ...(SERVICE_NODE_FLAGS[service] ?? []),
+    ...(process.env.LIVE_SERVICES_NODE_ARGS ?? '').split(' ').filter(Boolean),
+  ];
   if (process.env.LIVE_SERVICES_FROM === 'dist') {
     return {
       command: process.execPath,

@@ -1,0 +1,202 @@
+// bench:services-ab — is a change to the services cheaper? Two platforms run at the same time, each with one
+// looped 720p ladder; platform B's services get other Node.js flags (--b-node-args, added after
+// SERVICE_NODE_FLAGS: `--no-single-threaded-gc` undoes one) and/or other environment (--b-env KEY=VALUE,...).
+// Both are measured over the same windows, so the host's swings (this shared VM's services cost 58-100 ms/s
+// from one run to the next) hit both alike: read the pairs, not the absolute figures. Identical platforms
+// differed by 0.5-3 ms/s per 45 s window (2026-12-03). A code change is compared by making it switchable
+// through the environment for the experiment.
+// Prints, per window, each platform's services' CPU (ms per second of wall time, per process) and its ffmpeg's,
+// then the median of B minus A.
+//   npm run bench:services-ab -- [--b-node-args "--single-threaded"] [--b-env K=V,K2=V2] [--warm-up 60]
+//     [--window 45] [--windows 4] [--json out.json]
+
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { DEFAULT_LADDER } from '@live/contracts';
+import { type Child, encodeClip, repoRoot, startPublisher, waitFor } from '@live/testing';
+import { type Platform, startPlatform } from '../tests/e2e/platform.js';
+import { percentile, printTable, writeJson } from './lib.js';
+
+const { values } = parseArgs({
+  options: {
+    'b-node-args': { type: 'string', default: '' },
+    'b-env': { type: 'string', default: '' },
+    'warm-up': { type: 'string', default: '60' },
+    window: { type: 'string', default: '45' },
+    windows: { type: 'string', default: '4' },
+    json: { type: 'string' },
+  },
+});
+const bEnv = Object.fromEntries(
+  values['b-env']
+    .split(',')
+    .filter(Boolean)
+    .map((pair) => {
+      const at = pair.indexOf('=');
+      if (at < 1) throw new Error(`--b-env: "${pair}" is not KEY=VALUE`);
+      return [pair.slice(0, at), pair.slice(at + 1)];
+    }),
+);
+const windowSeconds = Number(values.window);
+
+const clipDir = join(repoRoot, 'bench', 'results');
+mkdirSync(clipDir, { recursive: true });
+const clip = join(clipDir, 'clip-720p-60s.flv');
+if (!existsSync(clip)) {
+  console.log('encoding the 60 s 720p test clip once...');
+  await encodeClip(clip, 60, 3000, '1280x720');
+}
+
+/** CPU time (ns) of every thread of a process; 0 once it is gone. */
+function cpuNs(pid: number): number {
+  let total = 0;
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      total += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+    }
+  } catch {
+    // exited between the listing and the read
+  }
+  return total;
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+interface Side {
+  label: 'A' | 'B';
+  platform: Platform;
+  publisher: Child;
+  processes: Record<string, number>;
+  /** The worker's ffmpeg (its child, and any child of that). */
+  ffmpegNs(): number;
+}
+
+async function start(label: 'A' | 'B', env: Record<string, string>): Promise<Side> {
+  const platform = await startPlatform({
+    workers: 1,
+    ladder: DEFAULT_LADDER,
+    preset: 'veryfast',
+    env: { LOG_LEVEL: 'info', ...env },
+  });
+  const streamId = `ab${label.toLowerCase()}`;
+  const publisher = startPublisher({
+    url: platform.publishUrl(await platform.createKey(streamId)),
+    inputFile: clip,
+    loop: true,
+  });
+  await waitFor(async () => ((await platform.media(streamId, '360p'))?.segments.length ?? 0) >= 3, {
+    timeoutMs: 40_000,
+    what: `platform ${label}: segments`,
+  });
+  const worker = (platform.workers[0] as Child).pid;
+  return {
+    label,
+    platform,
+    publisher,
+    processes: {
+      'nats-server': platform.nats.child.pid as number,
+      ingest: platform.ingest.pid,
+      supervisor: platform.supervisor.pid,
+      packager: platform.packager.pid,
+      'transcoder (Node.js)': worker,
+    },
+    ffmpegNs: () =>
+      childPids(worker).reduce(
+        (sum, pid) => sum + cpuNs(pid) + childPids(pid).reduce((s, c) => s + cpuNs(c), 0),
+        0,
+      ),
+  };
+}
+
+const sides: Side[] = [];
+try {
+  sides.push(await start('A', {}));
+  // B's services are started with the extra flags (serviceCommand reads this when each one starts).
+  process.env.LIVE_SERVICES_NODE_ARGS = [
+    process.env.LIVE_SERVICES_NODE_ARGS ?? '',
+    values['b-node-args'],
+  ].join(' ');
+  sides.push(await start('B', bEnv));
+  console.log(`both platforms streaming; warming up ${values['warm-up']} s...`);
+  await sleep(Number(values['warm-up']) * 1000);
+  const snapshot = (side: Side) => ({
+    ...Object.fromEntries(Object.entries(side.processes).map(([name, pid]) => [name, cpuNs(pid)])),
+    ffmpeg: side.ffmpegNs(),
+  });
+  const windows: { A: Record<string, number>; B: Record<string, number> }[] = [];
+  for (let w = 0; w < Number(values.windows); w++) {
+    const before = sides.map(snapshot);
+    await sleep(windowSeconds * 1000);
+    const after = sides.map(snapshot);
+    const perSecond = (i: number) =>
+      Object.fromEntries(
+        Object.keys(after[i] as object).map((name) => [
+          name,
+          Math.round(
+            (((after[i] as Record<string, number>)[name] ?? 0) -
+              ((before[i] as Record<string, number>)[name] ?? 0)) /
+              1e5 /
+              windowSeconds,
+          ) / 10,
+        ]),
+      );
+    const row = { A: perSecond(0), B: perSecond(1) };
+    windows.push(row);
+    for (const label of ['A', 'B'] as const) {
+      const r = row[label];
+      const services = Object.entries(r)
+        .filter(([n]) => n !== 'ffmpeg')
+        .reduce((s, [, v]) => s + v, 0);
+      console.log(
+        `window ${w + 1} ${label}: services ${services.toFixed(1)} ms/s (${Object.entries(r)
+          .map(([n, v]) => `${n} ${v}`)
+          .join(', ')})`,
+      );
+    }
+  }
+  const servicesOf = (r: Record<string, number>) =>
+    Object.entries(r)
+      .filter(([n]) => n !== 'ffmpeg')
+      .reduce((s, [, v]) => s + v, 0);
+  const names = [...Object.keys(sides[0]?.processes ?? {}), 'ffmpeg'];
+  const medianDelta = (name: string | null) =>
+    Math.round(
+      percentile(
+        windows.map((w) => (name ? (w.B[name] ?? 0) - (w.A[name] ?? 0) : servicesOf(w.B) - servicesOf(w.A))),
+        50,
+      ) * 10,
+    ) / 10;
+  printTable(`B - A, median over ${windows.length} windows of ${windowSeconds} s (ms of CPU per second)`, [
+    ['services', medianDelta(null)],
+    ...names.map((n): [string, number] => [n, medianDelta(n)]),
+  ]);
+  writeJson(values.json, {
+    bNodeArgs: values['b-node-args'],
+    bEnv,
+    warmUpSeconds: Number(values['warm-up']),
+    windowSeconds,
+    windows,
+    medianDeltaMsPerSecond: Object.fromEntries([
+      ['services', medianDelta(null)],
+      ...names.map((n) => [n, medianDelta(n)]),
+    ]),
+  });
+} finally {
+  for (const side of sides) {
+    await side.publisher.stop();
+    await side.platform.stop();
+  }
+}
+process.exit(0);
