@@ -172,7 +172,8 @@ async function run(command: string): Promise<string> {
     const busy = /^live\.(health|media|part|ll\.watch)\./.test(subject);
     // Parts (and the origins' watch) flow only while someone watches the stream in LL: the runbook's curl
     // of the LL playlist, done here.
-    if (/^live\.(part|ll\.watch)\./.test(subject)) await fetch(`http://127.0.0.1:${p.originPort}/ll/${LIVE}/360p.m3u8`);
+    if (/^live\.(part|ll\.watch)\./.test(subject))
+      await fetch(`http://127.0.0.1:${p.originPort}/ll/${LIVE}/360p.m3u8`);
     let got: string | undefined;
     const sub = p.nc.subscribe(subject, {
       max: 1,
