@@ -306,9 +306,10 @@ export class StreamJob {
 
   private announcePart(out: RenditionOutput, part: Extract<CutterEvent, { type: 'part' }>): void {
     const pdt = this.anchor(part.startTime, part.duration) + part.startTime * 1000;
-    const url = this.o.parts.put(this.partKey(out.rendition, `part_${part.number}.m4s`), part.bytes);
-    // Nobody watches the stream in LL: the part stays fetchable here, only not announced.
+    // Nobody watches the stream in LL: the part is neither announced nor kept (no origin can list a part it
+    // never heard of, and ten seconds of parts held for nobody only grow the heap the GC walks).
     if (!this.partsWanted) return;
+    const url = this.o.parts.put(this.partKey(out.rendition, `part_${part.number}.m4s`), part.bytes);
     const event: PartEvent = {
       type: 'part',
       streamId: this.streamId,
