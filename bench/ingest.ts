@@ -1,26 +1,16 @@
-// bench:ingest — N concurrent RTMP publishers (pre-encoded 360p at ~2.5 Mbit/s, sent with -c copy so the
-// publisher side costs little) into one ingest process. Reports the ingest's CPU and memory per stream
-// over a steady window, and the lifecycle latency from publish accepted (acceptedAt, ingest's clock) to
-// the `started` event received here (same machine, same clock): p50/p99.
-// Target (issue 2): 50 streams on one core (< 1.0 CPU-seconds per second), `started` p99 < 50 ms.
-//   npm run bench:ingest -- --streams 50 --seconds 20 [--json out.json]
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { bytes, connectBus, decode } from '@live/bus';
 import { createKeyReply, ingestHealth, lifecycleEvent, subjects } from '@live/contracts';
 import { createLogger } from '@live/log';
 import {
   type Child,
-  encodeClip,
   freePort,
-  repoRoot,
   startNatsServer,
   startPublisher,
   startServiceProcess,
   waitFor,
 } from '@live/testing';
-import { cpuSeconds, percentile, printTable, rssBytes, writeJson } from './lib.js';
+import { cachedClip, cpuSeconds, percentile, printTable, rssBytes, writeJson } from './lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -35,13 +25,7 @@ const windowSec = Number(values.seconds);
 const rampPerSec = Number(values.ramp);
 
 const logger = createLogger({ service: 'bench', level: 'warn' });
-const cacheDir = join(repoRoot, 'bench', 'results');
-mkdirSync(cacheDir, { recursive: true });
-const clip = join(cacheDir, 'clip-360p-2500k.flv');
-if (!existsSync(clip)) {
-  console.log('encoding the 360p 2.5 Mbit/s test clip once...');
-  await encodeClip(clip, 10, 2400);
-}
+const clip = await cachedClip('clip-360p-2500k.flv', 10, 2400);
 
 const nats = await startNatsServer('bench');
 const nc = await connectBus({ servers: [nats.url], name: 'bench', logger });

@@ -1,5 +1,7 @@
 // Small helpers shared by the benchmarks: process CPU/RSS from /proc, percentiles, table + JSON output.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { encodeClip, repoRoot } from '@live/testing';
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
@@ -36,4 +38,23 @@ export function writeJson(path: string | undefined, data: unknown): void {
   const json = JSON.stringify(data, null, 2);
   if (path) writeFileSync(path, json);
   console.log(`\nJSON:\n${json}`);
+}
+
+/**
+ * A test clip in bench/results, encoded once (encodeClip's arguments) and reused by later runs: its path.
+ */
+export async function cachedClip(
+  name: string,
+  seconds: number,
+  kbps: number,
+  size?: string,
+): Promise<string> {
+  const dir = join(repoRoot, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, name);
+  if (!existsSync(path)) {
+    console.log(`encoding the test clip ${name} once...`);
+    await encodeClip(path, seconds, kbps, size);
+  }
+  return path;
 }

@@ -10,14 +10,13 @@
 //   npm run bench:services-ab -- [--b-node-args "--single-threaded"] [--b-env K=V,K2=V2] [--warm-up 60]
 //     [--window 45] [--windows 4] [--json out.json]
 
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { DEFAULT_LADDER } from '@live/contracts';
-import { type Child, encodeClip, repoRoot, startPublisher, waitFor } from '@live/testing';
+import { type Child, startPublisher, waitFor } from '@live/testing';
 import { type Platform, startPlatform } from '../tests/e2e/platform.js';
-import { percentile, printTable, writeJson } from './lib.js';
+import { cachedClip, percentile, printTable, writeJson } from './lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -41,13 +40,8 @@ const bEnv = Object.fromEntries(
 );
 const windowSeconds = Number(values.window);
 
-const clipDir = join(repoRoot, 'bench', 'results');
-mkdirSync(clipDir, { recursive: true });
-const clip = join(clipDir, 'clip-720p-60s.flv');
-if (!existsSync(clip)) {
-  console.log('encoding the 60 s 720p test clip once...');
-  await encodeClip(clip, 60, 3000, '1280x720');
-}
+// The clip bench:transcode streams by default.
+const clip = await cachedClip('clip-720p-60s.flv', 60, 3000, '1280x720');
 
 /** CPU time (ns) of every thread of a process; 0 once it is gone. */
 function cpuNs(pid: number): number {
@@ -73,6 +67,12 @@ function childPids(pid: number): number[] {
     return [];
   }
 }
+
+/** The services' CPU in a window's row: every process but the worker's ffmpeg. */
+const servicesOf = (row: Record<string, number>) =>
+  Object.entries(row)
+    .filter(([name]) => name !== 'ffmpeg')
+    .reduce((sum, [, value]) => sum + value, 0);
 
 interface Side {
   label: 'A' | 'B';
@@ -131,7 +131,7 @@ try {
   sides.push(await start('B', bEnv));
   console.log(`both platforms streaming; warming up ${values['warm-up']} s...`);
   await sleep(Number(values['warm-up']) * 1000);
-  const snapshot = (side: Side) => ({
+  const snapshot = (side: Side): Record<string, number> => ({
     ...Object.fromEntries(Object.entries(side.processes).map(([name, pid]) => [name, cpuNs(pid)])),
     ffmpeg: side.ffmpegNs(),
   });
@@ -140,58 +140,50 @@ try {
     const before = sides.map(snapshot);
     await sleep(windowSeconds * 1000);
     const after = sides.map(snapshot);
-    const perSecond = (i: number) =>
-      Object.fromEntries(
-        Object.keys(after[i] as object).map((name) => [
+    // ms of CPU per second of the window, one decimal.
+    const perSecond = (i: number) => {
+      const [start, end] = [before[i] ?? {}, after[i] ?? {}];
+      return Object.fromEntries(
+        Object.keys(end).map((name) => [
           name,
-          Math.round(
-            (((after[i] as Record<string, number>)[name] ?? 0) -
-              ((before[i] as Record<string, number>)[name] ?? 0)) /
-              1e5 /
-              windowSeconds,
-          ) / 10,
+          Math.round(((end[name] ?? 0) - (start[name] ?? 0)) / 1e5 / windowSeconds) / 10,
         ]),
       );
+    };
     const row = { A: perSecond(0), B: perSecond(1) };
     windows.push(row);
     for (const label of ['A', 'B'] as const) {
       const r = row[label];
-      const services = Object.entries(r)
-        .filter(([n]) => n !== 'ffmpeg')
-        .reduce((s, [, v]) => s + v, 0);
       console.log(
-        `window ${w + 1} ${label}: services ${services.toFixed(1)} ms/s (${Object.entries(r)
+        `window ${w + 1} ${label}: services ${servicesOf(r).toFixed(1)} ms/s (${Object.entries(r)
           .map(([n, v]) => `${n} ${v}`)
           .join(', ')})`,
       );
     }
   }
-  const servicesOf = (r: Record<string, number>) =>
-    Object.entries(r)
-      .filter(([n]) => n !== 'ffmpeg')
-      .reduce((s, [, v]) => s + v, 0);
   const names = [...Object.keys(sides[0]?.processes ?? {}), 'ffmpeg'];
-  const medianDelta = (name: string | null) =>
+  const medianDelta = (of: (r: Record<string, number>) => number) =>
     Math.round(
       percentile(
-        windows.map((w) => (name ? (w.B[name] ?? 0) - (w.A[name] ?? 0) : servicesOf(w.B) - servicesOf(w.A))),
+        windows.map((w) => of(w.B) - of(w.A)),
         50,
       ) * 10,
     ) / 10;
-  printTable(`B - A, median over ${windows.length} windows of ${windowSeconds} s (ms of CPU per second)`, [
-    ['services', medianDelta(null)],
-    ...names.map((n): [string, number] => [n, medianDelta(n)]),
-  ]);
+  const deltas: Record<string, number> = {
+    services: medianDelta(servicesOf),
+    ...Object.fromEntries(names.map((n) => [n, medianDelta((r) => r[n] ?? 0)])),
+  };
+  printTable(
+    `B - A, median over ${windows.length} windows of ${windowSeconds} s (ms of CPU per second)`,
+    Object.entries(deltas),
+  );
   writeJson(values.json, {
     bNodeArgs: values['b-node-args'],
     bEnv,
     warmUpSeconds: Number(values['warm-up']),
     windowSeconds,
     windows,
-    medianDeltaMsPerSecond: Object.fromEntries([
-      ['services', medianDelta(null)],
-      ...names.map((n) => [n, medianDelta(n)]),
-    ]),
+    medianDeltaMsPerSecond: deltas,
   });
 } finally {
   for (const side of sides) {

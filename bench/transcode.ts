@@ -22,16 +22,16 @@
 // Target (issue 3): ratio <= 1.10.
 //   npm run bench:transcode -- [--seconds 60] [--rounds 3] [--warm-up 120] [--json out.json]
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs, promisify } from 'node:util';
 import { DEFAULT_LADDER, selectLadder } from '@live/contracts';
-import { encodeClip, repoRoot, startPublisher, waitFor } from '@live/testing';
+import { startPublisher, waitFor } from '@live/testing';
 import { ladderCommand, toArgv } from '../services/transcoder/src/ffmpeg/ladder-args.js';
 import { startPlatform } from '../tests/e2e/platform.js';
-import { percentile, printTable, writeJson } from './lib.js';
+import { cachedClip, percentile, printTable, writeJson } from './lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -45,13 +45,7 @@ const { values } = parseArgs({
 const warmUpSeconds = Number(values['warm-up']);
 const seconds = Number(values.seconds);
 const rounds = Number(values.rounds);
-const cacheDir = join(repoRoot, 'bench', 'results');
-mkdirSync(cacheDir, { recursive: true });
-const clip = join(cacheDir, `clip-720p-${seconds}s.flv`);
-if (!existsSync(clip)) {
-  console.log(`encoding the ${seconds} s 720p test clip once...`);
-  await encodeClip(clip, seconds, 3000, '1280x720');
-}
+const clip = await cachedClip(`clip-720p-${seconds}s.flv`, seconds, 3000, '1280x720');
 const ladder = selectLadder({ width: 1280, height: 720, fps: 30 }, DEFAULT_LADDER);
 
 /** user+system CPU seconds of a process itself and of its waited-for children (the worker's ffmpeg). */
