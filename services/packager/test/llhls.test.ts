@@ -592,38 +592,43 @@ test('blocking reload: held until the part exists, answered in the same tick it 
   await waitFor(playlist, 5, 1); // already there: answered at once
   await waitFor(playlist, 2, 9); // a segment that is long complete (M4): at once
 
-  // Next part: held; resolved when it is added, within a few ms (the same tick, in fact).
+  // Next part: held; resolved in the same tick the part is added: before the event loop runs anything else
+  // (a setImmediate queued right after the part). A fact, not a wall-clock bound a busy machine could break.
+  const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
   let settled = false;
   const held = waitFor(playlist, 5, 2).then(() => {
     settled = true;
-    return performance.now();
   });
-  await new Promise((resolve) => setImmediate(resolve));
+  await nextTurn();
   assert.equal(settled, false, 'held while the part does not exist');
-  const arrived = performance.now();
   feeder.part();
-  const answeredMs = (await held) - arrived;
-  assert.ok(answeredMs < 5, `answered ${answeredMs.toFixed(2)} ms after the part arrived`);
+  await nextTurn();
+  assert.equal(settled, true, 'answered in the tick its part arrived');
+  await held;
 
-  // A live producer (a part every 200 ms from a timer): each held request is answered as its part lands.
+  // A live producer (a part every 200 ms from a timer): each held request is answered in the tick its part
+  // lands. The delays are printed for the curious; the assertion is about order, not time.
   const delays: number[] = [];
   for (let i = 0; i < 5; i++) {
     const { msn, part } = playlist.position() ?? assert.fail('no position');
     const next = part === 4 ? { msn: msn + 1, part: 0 } : { msn, part: part + 1 };
-    let landed = 0;
-    const request = waitFor(playlist, next.msn, next.part);
-    setTimeout(() => {
-      landed = performance.now();
-      feeder.part();
-    }, 200);
-    await request;
-    delays.push(performance.now() - landed);
+    let answered = false;
+    const request = waitFor(playlist, next.msn, next.part).then(() => {
+      answered = true;
+      return performance.now();
+    });
+    const landed = new Promise<{ at: number; answeredBeforeNextTurn: boolean }>((resolve) => {
+      setTimeout(() => {
+        const at = performance.now();
+        feeder.part();
+        setImmediate(() => resolve({ at, answeredBeforeNextTurn: answered }));
+      }, 200);
+    });
+    const [answeredAt, arrival] = await Promise.all([request, landed]);
+    assert.ok(arrival.answeredBeforeNextTurn, `request ${i} for part ${next.msn}.${next.part} answered late`);
+    delays.push(answeredAt - arrival.at);
   }
   t.diagnostic(`held requests answered ${delays.map((d) => d.toFixed(2)).join(', ')} ms after their part`);
-  assert.ok(
-    Math.max(...delays) < 5,
-    `answered ${delays.map((d) => d.toFixed(2)).join(', ')} ms after arrival`,
-  );
 
   // A part index past the last part of a complete segment means part 0 of the next one (6.2.5.2-M3).
   feeder.parts(5 - feeder.index); // complete segment 6's parts
