@@ -56,6 +56,20 @@ function cpuNs(pid: number): number {
   return total;
 }
 
+/** Voluntary context switches of every thread of a process (each one a sleep and a wake-up); 0 once gone. */
+function wakeUps(pid: number): number {
+  let total = 0;
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const status = readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8');
+      total += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    }
+  } catch {
+    // exited between the listing and the read
+  }
+  return total;
+}
+
 function childPids(pid: number): number[] {
   try {
     return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
@@ -81,6 +95,7 @@ interface Side {
   processes: Record<string, number>;
   /** The worker's ffmpeg (its child, and any child of that). */
   ffmpegNs(): number;
+  ffmpegWakeUps(): number;
 }
 
 async function start(label: 'A' | 'B', env: Record<string, string>): Promise<Side> {
@@ -117,6 +132,7 @@ async function start(label: 'A' | 'B', env: Record<string, string>): Promise<Sid
         (sum, pid) => sum + cpuNs(pid) + childPids(pid).reduce((s, c) => s + cpuNs(c), 0),
         0,
       ),
+    ffmpegWakeUps: () => childPids(worker).reduce((sum, pid) => sum + wakeUps(pid), 0),
   };
 }
 
@@ -135,11 +151,18 @@ try {
     ...Object.fromEntries(Object.entries(side.processes).map(([name, pid]) => [name, cpuNs(pid)])),
     ffmpeg: side.ffmpegNs(),
   });
+  // Wake-ups (voluntary context switches, all threads) explain most of the services' cost on this VM.
+  const wakeUpSnapshot = (side: Side): Record<string, number> => ({
+    ...Object.fromEntries(Object.entries(side.processes).map(([name, pid]) => [name, wakeUps(pid)])),
+    ffmpeg: side.ffmpegWakeUps(),
+  });
   const windows: { A: Record<string, number>; B: Record<string, number> }[] = [];
   for (let w = 0; w < Number(values.windows); w++) {
     const before = sides.map(snapshot);
+    const wakeUpsBefore = sides.map(wakeUpSnapshot);
     await sleep(windowSeconds * 1000);
     const after = sides.map(snapshot);
+    const wakeUpsAfter = sides.map(wakeUpSnapshot);
     // ms of CPU per second of the window, one decimal.
     const perSecond = (i: number) => {
       const [start, end] = [before[i] ?? {}, after[i] ?? {}];
@@ -157,6 +180,15 @@ try {
       console.log(
         `window ${w + 1} ${label}: services ${servicesOf(r).toFixed(1)} ms/s (${Object.entries(r)
           .map(([n, v]) => `${n} ${v}`)
+          .join(', ')})`,
+      );
+      const [start, end] = [
+        wakeUpsBefore[label === 'A' ? 0 : 1] ?? {},
+        wakeUpsAfter[label === 'A' ? 0 : 1] ?? {},
+      ];
+      console.log(
+        `         wake-ups/s (${Object.keys(end)
+          .map((n) => `${n} ${Math.round(((end[n] ?? 0) - (start[n] ?? 0)) / windowSeconds)}`)
           .join(', ')})`,
       );
     }

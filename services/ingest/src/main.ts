@@ -37,6 +37,11 @@ async function main(): Promise<void> {
     labelNames: ['kind'],
     registers: [metrics],
   });
+  const publisherReads = new Counter({
+    name: 'ingest_publisher_reads_total',
+    help: "reads from publishers' connections (each a wake-up; INGEST_READ_INTERVAL_MS bounds them)",
+    registers: [metrics],
+  });
 
   let rtmpReady = false;
   let keys: KeyStore | undefined;
@@ -87,9 +92,11 @@ async function main(): Promise<void> {
     handshakeTimeoutMs: config.INGEST_HANDSHAKE_TIMEOUT_MS,
     maxMessageBytes: config.INGEST_MAX_MESSAGE_BYTES,
     maxMetadataBytes: config.INGEST_MAX_METADATA_BYTES,
+    readIntervalMs: config.INGEST_READ_INTERVAL_MS,
     logger,
     hooks: streams,
     onRefused: (kind) => refused.inc({ kind }),
+    onPublisherRead: () => publisherReads.inc(),
   });
   rtmpPort = await rtmp.listen();
   rtmpReady = true;

@@ -26,6 +26,12 @@ test('a bad variable is named in the error', () => {
       /INGEST_RTMP_PORT: .*\(got "99999"\)/.test(error.message) &&
       /INGEST_SOURCE_STALL_MS: .*\(got "soon"\)/.test(error.message),
   );
+  // Reading a publisher less often than an LL-HLS part would delay every part.
+  assert.throws(
+    () => loadConfig(ingestConfigSchema, { INGEST_READ_INTERVAL_MS: '500' }),
+    /INGEST_READ_INTERVAL_MS: at most 200 ms \(an LL-HLS part\) \(got "500"\)/,
+  );
+  assert.equal(loadConfig(ingestConfigSchema, { INGEST_READ_INTERVAL_MS: '0' }).INGEST_READ_INTERVAL_MS, 0);
 });
 
 test('the ingest process refuses to start on bad config, naming the variable, exit code 1', async () => {

@@ -64,10 +64,38 @@ export interface RtmpServerOptions {
   handshakeTimeoutMs: number;
   maxMessageBytes: number;
   maxMetadataBytes: number;
+  /** A publisher's socket is read at most once per this many ms (0: as data arrives). */
+  readIntervalMs: number;
   logger: Logger;
   hooks: RtmpHooks;
   /** Counts refused connections by reason class (metrics). */
   onRefused?: (kind: 'bad_input' | 'auth' | 'timeout' | 'play') => void;
+  /** Counts reads from accepted publishers (metrics: the wake-ups readIntervalMs saves). */
+  onPublisherRead?: () => void;
+}
+
+/** The libuv stream behind a net.Socket: readStart/readStop are what net.Socket itself calls. */
+interface StreamHandle {
+  readStart?: () => number;
+  readStop?: () => number;
+}
+const handleOf = (socket: Socket) => (socket as unknown as { _handle?: StreamHandle })._handle;
+
+/**
+ * Stops the kernel reads of a socket until `startReading`, leaving what arrives in the kernel's buffer.
+ * Not `pause()`: that stops only the 'data' events, and Node goes on reading into the stream's buffer (a
+ * wake-up per arriving packet) up to its high-water mark; the buffered chunks then come one per resume.
+ * Below the stream: the stream stays flowing with nothing buffered, and net.Socket's own flag (`reading`)
+ * still says reading, so Node does not start the handle again on its own (it would, from its read-ahead).
+ */
+function stopReading(socket: Socket): boolean {
+  const handle = handleOf(socket);
+  if (!handle?.readStop || !handle.readStart) return false;
+  return handle.readStop() === 0;
+}
+
+function startReading(socket: Socket): void {
+  if (!socket.destroyed) handleOf(socket)?.readStart?.();
 }
 
 export class IngestRtmpServer {
@@ -110,7 +138,8 @@ export class IngestRtmpServer {
   }
 
   private accept(socket: Socket): void {
-    const { hooks, app, handshakeTimeoutMs, maxMessageBytes, maxMetadataBytes } = this.options;
+    const { hooks, app, handshakeTimeoutMs, maxMessageBytes, maxMetadataBytes, readIntervalMs } =
+      this.options;
     this.sockets.add(socket);
     socket.setNoDelay(true);
     const session = new RtmpSession(socket);
@@ -240,6 +269,7 @@ export class IngestRtmpServer {
     };
 
     const onData = session.onData;
+    let readPaused = false;
     session.onData = (data: Buffer) => {
       if (refused) return;
       try {
@@ -253,7 +283,21 @@ export class IngestRtmpServer {
         refuse('bad_input', `invalid RTMP chunk size ${chunk}`);
         return;
       }
-      if (session.isPublisher) hooks.data(session);
+      if (session.isPublisher) {
+        hooks.data(session);
+        this.options.onPublisherRead?.();
+        // Read a publisher at most once per readIntervalMs: what it sent meanwhile waits in the kernel's
+        // buffer and comes in one read, relayed to the transcoders in one write. An encoder sends each
+        // audio and video frame on its own (~75 writes a second at 30 fps), and every read is a wake-up of
+        // this process and of each transcoder's ffmpeg: at 50 ms, 20 a second, for at most 50 ms of delay.
+        if (readIntervalMs > 0 && !readPaused && stopReading(socket)) {
+          readPaused = true;
+          setTimeout(() => {
+            readPaused = false;
+            startReading(socket);
+          }, readIntervalMs).unref();
+        }
+      }
     };
 
     const onPacket = session.onPacket;
