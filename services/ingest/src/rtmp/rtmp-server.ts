@@ -28,6 +28,8 @@ const METADATA_TYPES = new Set([
 const MAX_CHUNK_STREAMS = 64;
 /** RTMP chunk sizes are 1..0xFFFFFF in practice (spec: 31 bits); 0 would stall NMS's parser. */
 const MAX_CHUNK_SIZE = 0xffffff;
+/** What one read of a socket returns at most (libuv's suggested buffer, which Node allocates). */
+const READ_BUFFER_BYTES = 64 * 1024;
 const NAME = /^[a-zA-Z0-9_-]{1,128}$/;
 
 export type PublishDecision = { ok: true; streamId: string } | { ok: false; reason: string };
@@ -290,7 +292,9 @@ export class IngestRtmpServer {
         // buffer and comes in one read, relayed to the transcoders in one write. An encoder sends each
         // audio and video frame on its own (~75 writes a second at 30 fps), and every read is a wake-up of
         // this process and of each transcoder's ffmpeg: at 50 ms, 20 a second, for at most 50 ms of delay.
-        if (readIntervalMs > 0 && !readPaused && stopReading(socket)) {
+        // A read that filled Node's whole read buffer left more behind (a burst, or a source above
+        // 64 KiB per interval, ~10 Mbit/s at 50 ms): read on until a read comes back short.
+        if (readIntervalMs > 0 && !readPaused && data.length < READ_BUFFER_BYTES && stopReading(socket)) {
           readPaused = true;
           setTimeout(() => {
             readPaused = false;
