@@ -29,7 +29,7 @@ export const ingestConfigSchema = z.object({
   /**
    * A publisher's connection is read at most once per this interval (0: as bytes arrive). An encoder writes
    * each frame on its own, ~75 times a second; each read wakes this process and every transcoder pulling the
-   * stream. 50 ms: 20 reads a second (ingest CPU -30 %, the pulling ffmpeg's -1 %, bench:services-ab) for
+   * stream. 50 ms: 20 reads a second (ingest CPU -30 %, the pulling ffmpeg's -1.5 %, bench:services-ab) for
    * at most 50 ms more latency, a quarter of an LL-HLS part.
    */
   INGEST_READ_INTERVAL_MS: env.int(50, 0).pipe(z.number().max(200, 'at most 200 ms (an LL-HLS part)')),
