@@ -46,6 +46,11 @@ export interface RtmpHooks {
   /** Bytes arrived from an accepted publisher (for stall detection). */
   data(session: NmsSession): void;
   /**
+   * The publisher's source is described and announced (`started`, or resumed after a reconnect). Until
+   * then its reads are not batched: the codec headers and first keyframe are the stream's start latency.
+   */
+  announced(session: NmsSession): boolean;
+  /**
    * An accepted publisher's connection closed. `deliberate`: it sent RTMP deleteStream first (OBS's "Stop
    * Streaming", ffmpeg at the end of its input); a dropped connection sends nothing.
    */
@@ -294,7 +299,13 @@ export class IngestRtmpServer {
         // this process and of each transcoder's ffmpeg: at 50 ms, 20 a second, for at most 50 ms of delay.
         // A read that filled Node's whole read buffer left more behind (a burst, or a source above
         // 64 KiB per interval, ~10 Mbit/s at 50 ms): read on until a read comes back short.
-        if (readIntervalMs > 0 && !readPaused && data.length < READ_BUFFER_BYTES && stopReading(socket)) {
+        if (
+          readIntervalMs > 0 &&
+          !readPaused &&
+          data.length < READ_BUFFER_BYTES &&
+          hooks.announced(session) &&
+          stopReading(socket)
+        ) {
           readPaused = true;
           setTimeout(() => {
             readPaused = false;

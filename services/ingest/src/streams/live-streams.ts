@@ -197,6 +197,10 @@ export class LiveStreams implements RtmpHooks {
     }
   }
 
+  announced(session: NmsSession): boolean {
+    return this.bySession.get(session)?.announce === null;
+  }
+
   packet(session: NmsSession, packet: NmsPacket): void {
     const stream = this.bySession.get(session);
     if (!stream) return;
