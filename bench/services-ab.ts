@@ -1,6 +1,7 @@
 // bench:services-ab — is a change to the services cheaper? Two platforms run at the same time, each with one
 // looped 720p ladder; platform B's services get other Node.js flags (--b-node-args, added after
-// SERVICE_NODE_FLAGS: `--no-single-threaded-gc` undoes one) and/or other environment (--b-env KEY=VALUE,...).
+// SERVICE_NODE_FLAGS: `--no-single-threaded-gc` undoes one) and/or other environment (--b-env KEY=VALUE,...,
+// for its services and its nats-server).
 // Both are measured over the same windows, so the host's swings (this shared VM's services cost 58-100 ms/s
 // from one run to the next) hit both alike: read the pairs, not the absolute figures. Identical platforms
 // differed by 0.5-3 ms/s per 45 s window (2026-12-03). A code change is compared by making it switchable
@@ -144,6 +145,8 @@ try {
     process.env.LIVE_SERVICES_NODE_ARGS ?? '',
     values['b-node-args'],
   ].join(' ');
+  // B's nats-server too (its environment is this process's, GOMAXPROCS aside: natsServerEnv), e.g. GODEBUG.
+  Object.assign(process.env, bEnv);
   sides.push(await start('B', bEnv));
   console.log(`both platforms streaming; warming up ${values['warm-up']} s...`);
   await sleep(Number(values['warm-up']) * 1000);
