@@ -44,32 +44,26 @@ const windowSeconds = Number(values.window);
 // The clip bench:transcode streams by default.
 const clip = await cachedClip('clip-720p-60s.flv', 60, 3000, '1280x720');
 
-/** CPU time (ns) of every thread of a process; 0 once it is gone. */
-function cpuNs(pid: number): number {
+/** The sum of `read` over every thread of a process (its /proc task folder); 0 once it is gone. */
+function sumOverThreads(pid: number, read: (taskDir: string) => number): number {
   let total = 0;
   try {
-    for (const task of readdirSync(`/proc/${pid}/task`)) {
-      total += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
-    }
+    for (const task of readdirSync(`/proc/${pid}/task`)) total += read(`/proc/${pid}/task/${task}`);
   } catch {
     // exited between the listing and the read
   }
   return total;
 }
 
-/** Voluntary context switches of every thread of a process (each one a sleep and a wake-up); 0 once gone. */
-function wakeUps(pid: number): number {
-  let total = 0;
-  try {
-    for (const task of readdirSync(`/proc/${pid}/task`)) {
-      const status = readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8');
-      total += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
-    }
-  } catch {
-    // exited between the listing and the read
-  }
-  return total;
-}
+/** CPU time (ns) of every thread of a process. */
+const cpuNs = (pid: number) =>
+  sumOverThreads(pid, (dir) => Number(readFileSync(`${dir}/schedstat`, 'utf8').split(' ')[0]));
+
+/** Voluntary context switches of every thread of a process (each one a sleep and a wake-up). */
+const wakeUps = (pid: number) =>
+  sumOverThreads(pid, (dir) =>
+    Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`${dir}/status`, 'utf8'))?.[1] ?? 0),
+  );
 
 function childPids(pid: number): number[] {
   try {
@@ -94,9 +88,8 @@ interface Side {
   platform: Platform;
   publisher: Child;
   processes: Record<string, number>;
-  /** The worker's ffmpeg (its child, and any child of that). */
-  ffmpegNs(): number;
-  ffmpegWakeUps(): number;
+  /** The worker's ffmpeg: its children, and any child of those. */
+  ffmpegPids(): number[];
 }
 
 async function start(label: 'A' | 'B', env: Record<string, string>): Promise<Side> {
@@ -128,12 +121,7 @@ async function start(label: 'A' | 'B', env: Record<string, string>): Promise<Sid
       packager: platform.packager.pid,
       'transcoder (Node.js)': worker,
     },
-    ffmpegNs: () =>
-      childPids(worker).reduce(
-        (sum, pid) => sum + cpuNs(pid) + childPids(pid).reduce((s, c) => s + cpuNs(c), 0),
-        0,
-      ),
-    ffmpegWakeUps: () => childPids(worker).reduce((sum, pid) => sum + wakeUps(pid), 0),
+    ffmpegPids: () => childPids(worker).flatMap((pid) => [pid, ...childPids(pid)]),
   };
 }
 
@@ -150,51 +138,46 @@ try {
   sides.push(await start('B', bEnv));
   console.log(`both platforms streaming; warming up ${values['warm-up']} s...`);
   await sleep(Number(values['warm-up']) * 1000);
-  const snapshot = (side: Side): Record<string, number> => ({
-    ...Object.fromEntries(Object.entries(side.processes).map(([name, pid]) => [name, cpuNs(pid)])),
-    ffmpeg: side.ffmpegNs(),
+  /** `read` of each process of a side, the worker's ffmpeg summed as one. */
+  const snapshot = (side: Side, read: (pid: number) => number): Record<string, number> => ({
+    ...Object.fromEntries(Object.entries(side.processes).map(([name, pid]) => [name, read(pid)])),
+    ffmpeg: side.ffmpegPids().reduce((sum, pid) => sum + read(pid), 0),
   });
-  // Wake-ups (voluntary context switches, all threads) explain most of the services' cost on this VM.
-  const wakeUpSnapshot = (side: Side): Record<string, number> => ({
-    ...Object.fromEntries(Object.entries(side.processes).map(([name, pid]) => [name, wakeUps(pid)])),
-    ffmpeg: side.ffmpegWakeUps(),
-  });
+  /** Per second of the window, per process, in `unit`s, to `decimals`. */
+  const perSecond = (
+    start: Record<string, number>,
+    end: Record<string, number>,
+    unit: number,
+    decimals: number,
+  ) =>
+    Object.fromEntries(
+      Object.keys(end).map((name) => [
+        name,
+        +(((end[name] ?? 0) - (start[name] ?? 0)) / unit / windowSeconds).toFixed(decimals),
+      ]),
+    );
   const windows: { A: Record<string, number>; B: Record<string, number> }[] = [];
   for (let w = 0; w < Number(values.windows); w++) {
-    const before = sides.map(snapshot);
-    const wakeUpsBefore = sides.map(wakeUpSnapshot);
+    // Wake-ups (voluntary context switches, all threads) explain most of the services' cost on this VM.
+    const cpuBefore = sides.map((side) => snapshot(side, cpuNs));
+    const wakeUpsBefore = sides.map((side) => snapshot(side, wakeUps));
     await sleep(windowSeconds * 1000);
-    const after = sides.map(snapshot);
-    const wakeUpsAfter = sides.map(wakeUpSnapshot);
-    // ms of CPU per second of the window, one decimal.
-    const perSecond = (i: number) => {
-      const [start, end] = [before[i] ?? {}, after[i] ?? {}];
-      return Object.fromEntries(
-        Object.keys(end).map((name) => [
-          name,
-          Math.round(((end[name] ?? 0) - (start[name] ?? 0)) / 1e5 / windowSeconds) / 10,
-        ]),
-      );
-    };
-    const row = { A: perSecond(0), B: perSecond(1) };
-    windows.push(row);
-    for (const label of ['A', 'B'] as const) {
-      const r = row[label];
-      console.log(
-        `window ${w + 1} ${label}: services ${servicesOf(r).toFixed(1)} ms/s (${Object.entries(r)
+    const row: Record<string, Record<string, number>> = {};
+    sides.forEach((side, i) => {
+      // ms of CPU per second, one decimal; wake-ups per second, whole.
+      const cpu = perSecond(cpuBefore[i] ?? {}, snapshot(side, cpuNs), 1e6, 1);
+      const woken = perSecond(wakeUpsBefore[i] ?? {}, snapshot(side, wakeUps), 1, 0);
+      row[side.label] = cpu;
+      const list = (r: Record<string, number>) =>
+        Object.entries(r)
           .map(([n, v]) => `${n} ${v}`)
-          .join(', ')})`,
-      );
-      const [start, end] = [
-        wakeUpsBefore[label === 'A' ? 0 : 1] ?? {},
-        wakeUpsAfter[label === 'A' ? 0 : 1] ?? {},
-      ];
+          .join(', ');
       console.log(
-        `         wake-ups/s (${Object.keys(end)
-          .map((n) => `${n} ${Math.round(((end[n] ?? 0) - (start[n] ?? 0)) / windowSeconds)}`)
-          .join(', ')})`,
+        `window ${w + 1} ${side.label}: services ${servicesOf(cpu).toFixed(1)} ms/s (${list(cpu)})`,
       );
-    }
+      console.log(`         wake-ups/s (${list(woken)})`);
+    });
+    windows.push({ A: row.A ?? {}, B: row.B ?? {} });
   }
   const names = [...Object.keys(sides[0]?.processes ?? {}), 'ffmpeg'];
   const medianDelta = (of: (r: Record<string, number>) => number) =>

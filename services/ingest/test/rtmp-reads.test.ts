@@ -102,7 +102,8 @@ test('a burst larger than one read is read on at once, not 64 KiB per read inter
     `${frames} frames of 60 KB relayed ${tookMs.toFixed(0)} ms after they were sent, in ${reads - readsBefore} reads`,
   );
   // One read interval's stop per 64 KiB would take ~37 x 50 ms = 1.85 s; read on, it is a matter of the
-  // loopback's speed. Ten intervals leave room for a busy machine (a read that comes back short mid-burst waits one) and still tell the two apart.
+  // loopback's speed. Ten intervals leave room for a busy machine (a read that comes back short mid-burst
+  // waits one) and still tell the two apart.
   assert.ok(tookMs < 10 * READ_INTERVAL_MS, `the burst took ${tookMs.toFixed(0)} ms to be read`);
   assert.ok(reads - readsBefore >= 37, 'every 64 KiB of the burst was a read of its own');
 });

@@ -145,8 +145,15 @@ export class IngestRtmpServer {
   }
 
   private accept(socket: Socket): void {
-    const { hooks, app, handshakeTimeoutMs, maxMessageBytes, maxMetadataBytes, readIntervalMs } =
-      this.options;
+    const {
+      hooks,
+      app,
+      handshakeTimeoutMs,
+      maxMessageBytes,
+      maxMetadataBytes,
+      readIntervalMs,
+      onPublisherRead,
+    } = this.options;
     this.sockets.add(socket);
     socket.setNoDelay(true);
     const session = new RtmpSession(socket);
@@ -292,7 +299,7 @@ export class IngestRtmpServer {
       }
       if (session.isPublisher) {
         hooks.data(session);
-        this.options.onPublisherRead?.();
+        onPublisherRead?.();
         // Read a publisher at most once per readIntervalMs: what it sent meanwhile waits in the kernel's
         // buffer and comes in one read, relayed to the transcoders in one write. An encoder sends each
         // audio and video frame on its own (~75 writes a second at 30 fps), and every read is a wake-up of
