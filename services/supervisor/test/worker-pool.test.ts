@@ -15,6 +15,8 @@ const TIMEOUT_MS = 400;
 let nats: NatsServer;
 let nc: NatsConnection;
 let pool: WorkerPool;
+/** Numbers each test heartbeat (sent as its `at`), so that `beat` waits for its own. */
+let beatsSent = 0;
 
 before(async () => {
   nats = await startNatsServer();
@@ -28,9 +30,11 @@ after(async () => {
 
 /** Publishes a heartbeat of worker `workerId` running `streams`, and waits until the pool has it. */
 async function beat(workerId: string, streams: string[], slots = 1): Promise<void> {
+  // The pool reads the time of receipt, not `at`: here `at` numbers the beat so that we wait for this one.
+  const nonce = ++beatsSent;
   const hb: TranscoderHeartbeat = {
     workerId,
-    at: Date.now(),
+    at: nonce,
     slots,
     free: slots - streams.length,
     draining: false,
@@ -44,9 +48,18 @@ async function beat(workerId: string, streams: string[], slots = 1): Promise<voi
       lastSegmentAt: null,
     })),
   };
-  const seenBefore = pool.lastSeenAt(workerId);
-  nc.publish(subjects.transcoderHealth(workerId), encode(transcoderHeartbeat, hb));
-  await waitFor(() => pool.lastSeenAt(workerId) > seenBefore, { intervalMs: 2, what: 'the heartbeat' });
+  // Wait for this very beat, not for `lastSeenAt` to move: two beats received in the same millisecond leave
+  // it unchanged (a CI run hung here on a fast host). Listeners run after the pool has taken the beat in.
+  let received = false;
+  const stop = pool.onBeat((seen) => {
+    if (seen.workerId === workerId && seen.at === nonce) received = true;
+  });
+  try {
+    nc.publish(subjects.transcoderHealth(workerId), encode(transcoderHeartbeat, hb));
+    await waitFor(() => received, { intervalMs: 2, what: 'the heartbeat' });
+  } finally {
+    stop();
+  }
 }
 
 test('a slot given away stays taken through a heartbeat sent before the worker took the stream', async () => {
