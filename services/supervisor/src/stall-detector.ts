@@ -119,8 +119,10 @@ export class StallDetector {
     const sameEpoch = current?.record.epoch === record.epoch;
     this.assignments.set(record.streamId, { record, since: sameEpoch ? current.since : Date.now() });
     if (record.state === 'ended') this.inFlight.delete(record.streamId);
-    // New deadlines (a new epoch's start grace, a new worker's heartbeats): look again soon.
-    this.lookAt(Date.now() + this.o.checkMs);
+    // New deadlines (a new epoch's start grace, a new worker's heartbeats): work them out now. Not "in
+    // SUPERVISOR_CHECK_MS": with a period longer than SUPERVISOR_STALL_MS, a worker lost right after its
+    // assignment was seen would be found at that period, past its deadline.
+    this.lookAt(Date.now());
   }
 
   /** Sets the one timer for `at`, unless it already fires sooner. */

@@ -51,6 +51,12 @@ interface StandIn {
   timer: NodeJS.Timeout;
 }
 const workers: StandIn[] = [];
+/**
+ * A stand-in beats twice as often as a real worker (200 ms): it shares this test process with the rest of
+ * the test, and a pause of the process longer than SUPERVISOR_STALL_MS (450 ms) minus this period would
+ * be taken, rightly, for a lost worker and fail its streams over.
+ */
+const STAND_IN_BEAT_MS = 100;
 /** Streams a stand-in ingest reports as live (health every 200 ms), as the ingest holding them would. */
 const heldSources = new Set<string>();
 let ingestTimer: NodeJS.Timeout | undefined;
@@ -68,7 +74,7 @@ function standInWorker(id: string, slots: number): StandIn {
     running: new Map(),
     beats: 0,
     lastBeatAt: 0,
-    timer: setInterval(() => beat(), 200),
+    timer: setInterval(() => beat(), STAND_IN_BEAT_MS),
   };
   const beat = () => {
     const hb: TranscoderHeartbeat = {
@@ -77,14 +83,14 @@ function standInWorker(id: string, slots: number): StandIn {
       slots: w.slots,
       free: w.free,
       draining: false,
-      // Its streams advance 200 ms of media per beat, as a healthy encoder would (a stream that makes no
+      // Its streams advance a beat's worth of media per beat, as a healthy encoder would (a stream that makes no
       // progress would be failed over as stalled once the start grace is over).
       streams: [...w.running].map(([streamId, epoch]) => ({
         streamId,
         epoch,
         state: 'running' as const,
-        frames: (w.beats + 1) * 6,
-        mediaTimeMs: (w.beats + 1) * 200,
+        frames: ((w.beats + 1) * STAND_IN_BEAT_MS * 30) / 1000,
+        mediaTimeMs: (w.beats + 1) * STAND_IN_BEAT_MS,
         speed: 1,
         lastSegmentAt: null,
       })),
