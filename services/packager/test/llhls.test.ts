@@ -760,12 +760,14 @@ test('a playlist with no complete segment yet (a new stream) is held until it ha
   const bothFeeder = new Feeder(both.rendition('360p'));
   bothFeeder.parts(2);
   const askedAt = Date.now();
-  const held = playlistResponse(both, '360p', q('_HLS_msn=0&_HLS_part=3'), 300);
-  setTimeout(() => bothFeeder.parts(2), 200); // part 3 arrives 200 ms in; segment 0 stays open
+  // A hold of 1 s with the part at 600 ms: one shared hold answers at about 1000 ms, one hold each at 1600 ms
+  // or later. The bound between them leaves 400 ms for a busy machine's late timers.
+  const held = playlistResponse(both, '360p', q('_HLS_msn=0&_HLS_part=3'), 1000);
+  setTimeout(() => bothFeeder.parts(2), 600); // part 3 arrives 600 ms in; segment 0 stays open
   const answer = await held;
   assert.equal(answer.status, 503);
   const heldMs = Date.now() - askedAt;
-  assert.ok(heldMs < 450, `held ${heldMs} ms: the part's wait and the first segment's share the 300 ms`);
+  assert.ok(heldMs < 1400, `held ${heldMs} ms: the part's wait and the first segment's share the 1 s`);
 });
 
 test('a playlist whose parts are not followed yet (its first LL request) is held until a segment is listed with its parts; as it is if they do not come', async () => {

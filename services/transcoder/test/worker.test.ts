@@ -34,6 +34,7 @@ import {
 } from '@live/testing';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { jobDirName } from '../src/worker/stream-job.js';
 
 const logger = createLogger({ service: 'worker-test', level: 'fatal' });
 const ladder = [{ name: '180p', width: 320, height: 180, fps: 15, videoKbps: 200, audioKbps: 32 }];
@@ -253,13 +254,18 @@ test('an assigned stream is transcoded: init and media segments uploaded and ann
   assert.match((await assign('wa', 'wt', 1)).body, /accepted/);
   assert.equal((await assign('wa', 'wt', 2)).error, undefined);
   assert.match((await assign('wa', 'wt', 1)).error ?? '', /stale epoch 1: this worker runs epoch 2/);
-  await waitFor(() => ffmpegPids(w.workDir).length === 1, {
-    what: 'exactly one ffmpeg after the epoch change',
-  });
+  // Exactly one ffmpeg, epoch 2's (its job folder is `wt-2`): epoch 1's is killed while epoch 2's starts, so
+  // "one ffmpeg" alone could still be epoch 1's, about to go.
+  const epoch2 = join(w.workDir, jobDirName('wt', 2));
+  await waitFor(
+    () => {
+      const pids = ffmpegPids(w.workDir);
+      return pids.length === 1 && ffmpegPids(epoch2).length === 1;
+    },
+    { what: "exactly one ffmpeg after the epoch change, the new epoch's" },
+  );
 
   // SIGKILL the worker: its ffmpeg dies with it (no orphan).
-  const pids = ffmpegPids(w.workDir);
-  assert.equal(pids.length, 1, 'one ffmpeg running');
   await w.child.stop('SIGKILL');
   await waitFor(() => ffmpegPids(w.workDir).length === 0, {
     timeoutMs: 5000,
