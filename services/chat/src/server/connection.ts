@@ -267,6 +267,9 @@ export class ChatConnection implements RoomMember {
       return;
     }
     this.joining = true;
+    // CHAT_JOIN_TIMEOUT_MS is the client's time to send `join`, not the server's to answer it (the room's
+    // first join replays its history from JetStream: round trips a busy NATS can make slow).
+    clearTimeout(this.joinTimer);
     let claims: ChatTokenClaims;
     try {
       claims = await this.ctx.tokens.verify(token);
@@ -291,7 +294,6 @@ export class ChatConnection implements RoomMember {
       return;
     }
     const room = await this.ctx.rooms.acquire(this.roomId);
-    clearTimeout(this.joinTimer);
     this.claims = claims;
     if (this.closed) {
       this.ctx.rooms.release(room);
