@@ -306,18 +306,25 @@ test('blocking reload: a request for the next part is held until it exists, then
   assert.equal(badPart.status, 400);
   assert.equal((await playlist('360p', '?_HLS_part=1')).status, 400);
 
-  // The preload hint: requested before it exists, answered with the part once it is cut.
-  const hinted = await playlist('360p');
-  const hint = hinted.read.hints[0] ?? '';
-  const hintAsked = Date.now();
-  const hintBytes = await bytesOf(ll(hint));
-  const number = Number(/part_(\d+)/.exec(hint)?.[1]);
-  const hintEvent = parts.find(
-    (x) => x.rendition === '360p' && x.number === number && hint.startsWith(`${x.epoch}/`),
-  );
-  assert.ok(hintEvent, 'the hinted part was announced');
-  assert.equal(hintBytes.length, hintEvent.bytes, 'the hinted part, complete');
-  assert.ok(hintEvent.receivedAt >= hintAsked - 5, 'the request was held until the part existed');
+  // The preload hint: requested before it exists, answered with the part once it is cut. The origin hints a
+  // part until it has fetched it from the worker, so a hint can name a part the worker has just cut: such a
+  // try proves nothing about holding, and the next hint is tried (each is complete all the same).
+  let heldTries = 0;
+  for (let tries = 0; tries < 5 && heldTries === 0; tries++) {
+    const hinted = await playlist('360p');
+    const hint = hinted.read.hints[0] ?? '';
+    const hintAsked = Date.now();
+    const hintBytes = await bytesOf(ll(hint));
+    const number = Number(/part_(\d+)/.exec(hint)?.[1]);
+    const hintEvent = await waitFor(
+      () =>
+        parts.find((x) => x.rendition === '360p' && x.number === number && hint.startsWith(`${x.epoch}/`)),
+      { what: 'the hinted part to be announced' },
+    );
+    assert.equal(hintBytes.length, hintEvent.bytes, 'the hinted part, complete');
+    if (hintAsked < hintEvent.completedAt) heldTries++;
+  }
+  assert.equal(heldTries, 1, 'a hint requested before its part was cut was held and answered with the part');
 });
 
 test('two origin replicas: playlists from the owner of the stream (one numbering), parts and segments from either', async () => {
