@@ -1,11 +1,12 @@
 // The media path end to end: a 640x360 RTMP publisher -> ingest -> supervisor -> transcoder worker ->
 // segments in storage -> packager -> HLS through the origin. Real processes throughout.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
 import { buckets, subjects } from '@live/contracts';
 import { type Child, freePort, startPublisher } from '@live/testing';
 import { Kvm } from '@nats-io/kv';
@@ -54,13 +55,13 @@ async function probe(streamId: string, playlist: MediaPlaylist): Promise<{ width
   );
   const file = join(mkdtempSync(join(tmpdir(), 'probe-')), 'segment.mp4');
   writeFileSync(file, Buffer.concat([init, media]));
-  const out = JSON.parse(
-    execFileSync(
-      'ffprobe',
-      ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=width,height', '-of', 'json', file],
-      { encoding: 'utf8' },
-    ),
-  ) as { streams: { width: number; height: number }[] };
+  // Not execFileSync: this process must keep reading the services' logs meanwhile, or they block on the pipe.
+  const { stdout } = await promisify(execFile)(
+    'ffprobe',
+    ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=width,height', '-of', 'json', file],
+    { encoding: 'utf8' },
+  );
+  const out = JSON.parse(stdout) as { streams: { width: number; height: number }[] };
   return out.streams[0] as { width: number; height: number };
 }
 
@@ -195,8 +196,9 @@ test('a publisher that reconnects continues the same playlist after a discontinu
   const before = await waitFor(() => p.media('e2e', '360p'), { what: 'the live playlist' });
   const epochBefore = Number(before.segments.at(-1)?.uri.split('/')[0]);
   const eventsBefore = p.events.length;
+  const key = await p.createKey('e2e'); // before the kill: the reconnect grace runs from it
   await publishers.at(-1)?.stop('SIGKILL');
-  publish(await p.createKey('e2e'));
+  publish(key);
   await waitFor(
     () => p.events.slice(eventsBefore).find((e) => e.streamId === 'e2e' && e.type === 'source_resumed'),
     { what: 'source_resumed' },
