@@ -678,7 +678,9 @@ test('blocking reload: 400 when asked too far ahead, 503 after the hold time, re
   const started = performance.now();
   await rejects(waitFor(playlist, 5, 2, 150), 503, /did not appear within 150 ms/);
   const waited = performance.now() - started;
-  assert.ok(waited >= 149 && waited < 1000, `503 after ${waited.toFixed(0)} ms`);
+  // A Node timer counts from the event loop's cached time, which can lag the clock by the current turn's
+  // work: it may seem to fire a few ms early.
+  assert.ok(waited >= 140 && waited < 1000, `503 after ${waited.toFixed(0)} ms`);
 
   // The stream ends while requests are held: they are answered (with ENDLIST), and later ones at once.
   const heldAtEnd = waitFor(playlist, 6, 0);
