@@ -309,8 +309,8 @@ test('blocking reload: a request for the next part is held until it exists, then
   // The preload hint: requested before it exists, answered with the part once it is cut. The origin hints a
   // part until it has fetched it from the worker, so a hint can name a part the worker has just cut: such a
   // try proves nothing about holding, and the next hint is tried (each is complete all the same).
-  let heldTries = 0;
-  for (let tries = 0; tries < 5 && heldTries === 0; tries++) {
+  let held = false;
+  for (let tries = 0; tries < 5 && !held; tries++) {
     const hinted = await playlist('360p');
     const hint = hinted.read.hints[0] ?? '';
     const hintAsked = Date.now();
@@ -322,9 +322,9 @@ test('blocking reload: a request for the next part is held until it exists, then
       { what: 'the hinted part to be announced' },
     );
     assert.equal(hintBytes.length, hintEvent.bytes, 'the hinted part, complete');
-    if (hintAsked < hintEvent.completedAt) heldTries++;
+    held = hintAsked < hintEvent.completedAt;
   }
-  assert.equal(heldTries, 1, 'a hint requested before its part was cut was held and answered with the part');
+  assert.ok(held, 'a hint requested before its part was cut was held and answered with the part');
 });
 
 test('two origin replicas: playlists from the owner of the stream (one numbering), parts and segments from either', async () => {

@@ -257,13 +257,9 @@ test('an assigned stream is transcoded: init and media segments uploaded and ann
   // Exactly one ffmpeg, epoch 2's (its job folder is `wt-2`): epoch 1's is killed while epoch 2's starts, so
   // "one ffmpeg" alone could still be epoch 1's, about to go.
   const epoch2 = join(w.workDir, jobDirName('wt', 2));
-  await waitFor(
-    () => {
-      const pids = ffmpegPids(w.workDir);
-      return pids.length === 1 && ffmpegPids(epoch2).length === 1;
-    },
-    { what: "exactly one ffmpeg after the epoch change, the new epoch's" },
-  );
+  await waitFor(() => ffmpegPids(w.workDir).length === 1 && ffmpegPids(epoch2).length === 1, {
+    what: "exactly one ffmpeg after the epoch change, the new epoch's",
+  });
 
   // SIGKILL the worker: its ffmpeg dies with it (no orphan).
   await w.child.stop('SIGKILL');
