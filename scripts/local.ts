@@ -1,8 +1,7 @@
-// `npm start`: the whole platform on one machine. A nats-server child with JetStream in .data/nats, then
-// every service as its own process (as in production), their logs interleaved with a service prefix, a
-// stream key for the demo channel, and (with --demo) a synthetic publisher on it. Ctrl-C stops everything
-// in reverse order.
-import { spawnSync } from 'node:child_process';
+// `npm start`: the whole platform on one machine (libs/testing's local platform: every service its own
+// process, restarted when it exits), logs interleaved with a process prefix, a stream key for the demo
+// channel, and (with --demo) a synthetic publisher on it. --fleet runs replicas as on GKE. Ctrl-C stops
+// everything once, in order.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,48 +10,40 @@ import { bytes, decode, text } from '@live/bus';
 import { createKeyReply, lifecycleEvent, revokeKeyReply, subjects } from '@live/contracts';
 import {
   type Child,
-  natsServerBinary,
-  natsServerEnv,
+  defaultPorts,
+  type LocalPlatform,
+  type Profile,
   repoRoot,
-  serviceCommand,
-  startChild,
+  startLocalPlatform,
   startPublisher,
-  waitFor,
 } from '@live/testing';
 import { connect } from '@nats-io/transport-node';
 
 const { values: args } = parseArgs({
   options: {
     demo: { type: 'boolean', default: false },
+    fleet: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (args.help) {
   console.log(
-    'npm start [-- --demo]   run the platform locally; --demo also publishes a test stream as "demo"',
+    [
+      'npm start [-- --demo] [-- --fleet]   run the platform locally',
+      '  --demo    also publish a synthetic test stream on the channel "demo"',
+      '  --fleet   replicas as on GKE: a 3-node NATS cluster (R3), 2 ingests, 3 transcoders, 2 packagers,',
+      '            2 supervisors, 2 chat pods; RTMP, origin and chat behind random balancers on the same ports',
+    ].join('\n'),
   );
   process.exit(0);
 }
 
-// Local defaults (design.md): RTMP 1935, NATS 4222 (monitoring 8222), pages and HLS on 8080 (the web service,
-// which proxies /hls/ to the packager's origin on 8090), ops ports 91xx.
-const ports = {
-  rtmp: 1935,
-  nats: 4222,
-  natsMonitor: 8222,
-  web: 8080,
-  webOps: 9106,
-  origin: 8090,
-  ingestOps: 9101,
-  transcoderOps: [9102, 9112],
-  packagerOps: 9103,
-  supervisorOps: 9104,
-  chat: 8081,
-  chatOps: 9105,
-};
-const dataDir = join(repoRoot, '.data');
-const natsUrl = `nats://127.0.0.1:${ports.nats}`;
-const children: Child[] = [];
+const profile: Profile = args.fleet ? 'fleet' : 'single';
+const ports = defaultPorts(profile);
+// The fleet keeps its own NATS stores and media: its streams and buckets are R3, the single server's R1.
+const dataDir = join(repoRoot, '.data', ...(args.fleet ? ['fleet'] : []));
+let platform: LocalPlatform | undefined;
+let demo: Child | undefined;
 
 const colors: Record<string, string> = {
   nats: '35',
@@ -85,164 +76,44 @@ function print(name: string, line: string): void {
     // not JSON (nats-server, ffmpeg): print as is
   }
   const time = new Date().toISOString().slice(11, 19);
-  console.log(`${time} \x1b[${colors[name] ?? '0'}m${name.padEnd(10)}\x1b[0m ${body}`);
-}
-
-function spawnService(name: string, env: Record<string, string>, label = name): Child {
-  const { command, args: argv } = serviceCommand(name);
-  const child = startChild({
-    name: label,
-    command,
-    args: argv,
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      NATS_URL: natsUrl,
-      STORAGE: 'local',
-      STORAGE_LOCAL_DIR: join(dataDir, 'media'),
-      ...env,
-    },
-    onLine: (line) => print(name, line),
-  });
-  children.push(child);
-  void child.exited.then((exit) => {
-    if (!stopping) {
-      print('local', `${name} exited (${exit.code ?? exit.signal}); stopping everything`);
-      void stop(1);
-    }
-  });
-  return child;
-}
-
-async function ready(name: string, opsPort: number, child: Child): Promise<void> {
-  await waitFor(
-    async () => {
-      if (child.hasExited()) throw new Error(`${name} exited`);
-      return (await fetch(`http://127.0.0.1:${opsPort}/readyz`)).ok;
-    },
-    { timeoutMs: 60_000, what: `${name} to be ready` },
-  );
+  const color = colors[name.replace(/-\d+$/, '')] ?? '0';
+  console.log(`${time} \x1b[${color}m${name.padEnd(12)}\x1b[0m ${body}`);
 }
 
 /** The chat's token secret, kept in .data so tokens survive a restart of the local platform. */
 function localChatSecret(): string {
+  mkdirSync(dataDir, { recursive: true });
   const path = join(dataDir, 'chat-token-secret');
   if (!existsSync(path)) writeFileSync(path, randomBytes(32).toString('hex'), { mode: 0o600 });
   return readFileSync(path, 'utf8').trim();
 }
 
+// Ctrl-C (SIGINT) or SIGTERM: every service is stopped once, gracefully, in order. The services run in
+// process groups of their own, so the terminal's SIGINT reaches only this runner; a second Ctrl-C while
+// stopping is ignored (the runner SIGKILLs what has not stopped after its grace).
 let stopping = false;
 async function stop(code = 0): Promise<void> {
   if (stopping) return;
   stopping = true;
-  print('local', 'stopping...');
-  for (const child of [...children].reverse()) await child.stop('SIGTERM', 8000);
+  await demo?.stop('SIGTERM', 2000);
+  await platform?.stop();
   process.exit(code);
 }
 process.on('SIGINT', () => void stop());
 process.on('SIGTERM', () => void stop());
 
 async function main(): Promise<void> {
-  mkdirSync(join(dataDir, 'nats'), { recursive: true });
-  print('local', `starting nats-server with JetStream (store ${join(dataDir, 'nats')})`);
-  const nats = startChild({
-    name: 'nats',
-    command: natsServerBinary(),
-    env: natsServerEnv(),
-    args: [
-      '-a',
-      '127.0.0.1',
-      '-p',
-      String(ports.nats),
-      '-m',
-      String(ports.natsMonitor),
-      '-js',
-      '-sd',
-      join(dataDir, 'nats'),
-      '--server_name',
-      'local',
-    ],
-    onLine: (line) => print('nats', line),
+  platform = await startLocalPlatform({
+    profile,
+    ports,
+    dataDir,
+    chatTokenSecret: localChatSecret(),
+    onLine: print,
   });
-  children.push(nats);
-  await waitFor(
-    async () => {
-      if (nats.hasExited())
-        throw new Error(`nats-server exited (is port ${ports.nats} in use by another nats-server?)`);
-      return (await fetch(`http://127.0.0.1:${ports.natsMonitor}/healthz`)).ok;
-    },
-    { timeoutMs: 10_000, what: 'nats-server' },
-  );
-
-  const ingest = spawnService('ingest', {
-    INGEST_RTMP_PORT: String(ports.rtmp),
-    INGEST_OPS_PORT: String(ports.ingestOps),
-  });
-  await ready('ingest', ports.ingestOps, ingest);
-  // One machine runs everything: a ladder capped at 480p keeps a laptop cool and still shows ABR
-  // (production uses the 1080p/720p/480p/360p presets).
-  const supervisor = spawnService('supervisor', {
-    SUPERVISOR_OPS_PORT: String(ports.supervisorOps),
-    SUPERVISOR_LADDER: JSON.stringify([
-      { name: '480p', width: 854, height: 480, fps: 30, videoKbps: 1400, audioKbps: 96 },
-      { name: '360p', width: 640, height: 360, fps: 30, videoKbps: 800, audioKbps: 96 },
-      { name: '240p', width: 426, height: 240, fps: 30, videoKbps: 400, audioKbps: 64 },
-    ]),
-  });
-  const packager = spawnService('packager', {
-    PACKAGER_OPS_PORT: String(ports.packagerOps),
-    PACKAGER_HTTP_PORT: String(ports.origin),
-    PACKAGER_HTTP_BIND: '127.0.0.1',
-  });
-  // Two workers with one slot each: one transcodes, the other is the warm standby for failover.
-  const workers = ports.transcoderOps.map((opsPort, i) =>
-    spawnService(
-      'transcoder',
-      {
-        TRANSCODER_WORKER_ID: `local-${i + 1}`,
-        TRANSCODER_OPS_PORT: String(opsPort),
-        TRANSCODER_WORK_DIR: join(dataDir, 'transcode', `local-${i + 1}`),
-        // A cheaper x264 preset than production's veryfast: the whole platform shares this machine.
-        TRANSCODER_PRESET: 'superfast',
-      },
-      `transcoder-${i + 1}`,
-    ),
-  );
-  const chat = spawnService('chat', {
-    CHAT_PORT: String(ports.chat),
-    CHAT_OPS_PORT: String(ports.chatOps),
-    CHAT_TOKEN_SECRET: localChatSecret(),
-    // Local mode only: guest tokens from the chat itself (POST :8081/api/chat/token), for scripts and tools;
-    // the watch page gets its guest tokens from the web gateway.
-    CHAT_GUEST_TOKENS: 'true',
-  });
-  // The pages are a Vite build (a few seconds); the web service serves what it finds in dist/public.
-  print('local', 'building the web pages (vite build)');
-  const built = spawnSync('npm', ['run', 'build:pages', '-w', '@live/web', '--silent'], {
-    cwd: repoRoot,
-    stdio: 'inherit',
-  });
-  if (built.status !== 0) throw new Error('vite build of services/web failed');
-  const web = spawnService('web', {
-    WEB_PORT: String(ports.web),
-    WEB_OPS_PORT: String(ports.webOps),
-    // Local mode, explicitly: studio and ops without a token, guest chat tokens, HLS through this port.
-    WEB_AUTH: 'none',
-    WEB_GUEST_CHAT: 'true',
-    WEB_HLS_UPSTREAM: `http://127.0.0.1:${ports.origin}`,
-    WEB_CHAT_URL: `ws://localhost:${ports.chat}/chat`,
-    WEB_RTMP_URL: `rtmp://localhost:${ports.rtmp}/live`,
-  });
-  await Promise.all([
-    ready('web', ports.webOps, web),
-    ready('chat', ports.chatOps, chat),
-    ready('supervisor', ports.supervisorOps, supervisor),
-    ready('packager', ports.packagerOps, packager),
-    ...workers.map((w, i) => ready(`transcoder-${i + 1}`, ports.transcoderOps[i] as number, w)),
-  ]);
+  await platform.ready();
+  const nc = await connect({ servers: platform.natsUrls, name: 'local launcher' });
 
   // A fresh key for the demo channel every start: the old ones are revoked, the new one shown once.
-  const nc = await connect({ servers: [natsUrl], name: 'local launcher' });
   const revoked = decode(
     revokeKeyReply,
     (await nc.request(subjects.ctl.keysRevoke, bytes('{"streamId":"demo"}'), { timeout: 5000 })).data,
@@ -271,10 +142,12 @@ async function main(): Promise<void> {
   });
 
   if (args.demo) {
-    const demo = startPublisher({ url: `rtmp://127.0.0.1:${ports.rtmp}/live/${created.value.streamKey}` });
-    children.push(demo);
-    void demo.exited.then(
-      () => !stopping && print('demo', `publisher exited: ${demo.tail().slice(-3).join(' | ')}`),
+    const publisher = startPublisher({
+      url: `rtmp://127.0.0.1:${ports.rtmp}/live/${created.value.streamKey}`,
+    });
+    demo = publisher;
+    void publisher.exited.then(
+      () => !stopping && print('demo', `publisher exited: ${publisher.tail().slice(-3).join(' | ')}`),
     );
   }
 
@@ -291,9 +164,13 @@ async function main(): Promise<void> {
     LL-HLS:           http://localhost:${ports.web}/ll/<channel>/master.m3u8    (low latency, ~1.2 s behind; the watch page's default)
     Chat:             ws://localhost:${ports.chat}/chat/<channel>   guest token: curl -X POST localhost:${ports.web}/api/chat/token -H 'content-type: application/json' -d '{"room":"demo"}'
                       moderator token: npm run chat-token -- --user me --role streamer --room demo
-    Events:           nats sub 'live.>' --server ${natsUrl}
-    NATS:             ${natsUrl}  (monitoring http://localhost:${ports.natsMonitor})
-    Ops endpoints:    /healthz /readyz /metrics on ports ingest ${ports.ingestOps}, transcoders ${ports.transcoderOps.join('/')}, packager ${ports.packagerOps}, supervisor ${ports.supervisorOps}, chat ${ports.chatOps}, web ${ports.webOps}
+    Events:           nats sub 'live.>' --server ${platform.natsUrls[0]}
+    NATS:             ${platform.natsUrls.join(',')}  (monitoring ${ports.nats.map((n) => `http://localhost:${n.monitor}`).join(' ')})
+    Ops endpoints:    /healthz /readyz /metrics on ${platform.processes
+      .filter((p) => p.kind !== 'nats')
+      .map((p) => `${p.name} ${p.opsPort}`)
+      .join(', ')}
+    Processes:        ${profile === 'fleet' ? 'the fleet profile: replicas behind random balancers' : 'one of each'}; a process that exits is restarted (1 s back-off, doubling to 30 s)
   ${args.demo ? 'A synthetic test stream is publishing on "demo".' : 'Tip: npm start -- --demo publishes a test stream on "demo".'}
   Ctrl-C stops everything.
 `);

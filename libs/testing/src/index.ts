@@ -1,10 +1,13 @@
 // @live/testing: real processes for tests (nats-server, ffmpeg, services) and helpers that wait for facts.
+export * from './balancer.js';
 export * from './chat.js';
 export * from './ffmpeg.js';
 export * from './gcs-emulator.js';
 export * from './llhls.js';
+export * from './local-platform.js';
 export * from './nats.js';
 export * from './process.js';
+export * from './restarting.js';
 export * from './rtmp.js';
 export * from './service.js';
 export * from './wait.js';

@@ -13,6 +13,11 @@ export interface ChildOptions {
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
   /** How many output lines to keep for `tail()`. */
   keepLines?: number;
+  /**
+   * Run it in a process group of its own, so a signal to the parent's group (Ctrl-C in a terminal, a
+   * process manager signalling the group) does not reach it: the parent stops it, once, in order.
+   */
+  ownProcessGroup?: boolean;
 }
 
 export interface Exit {
@@ -37,12 +42,17 @@ export interface Child {
 const PDEATHSIG = existsSync('/usr/bin/setpriv');
 
 export function startChild(options: ChildOptions): Child {
-  const { name, command, args, env, cwd, onLine, keepLines = 200 } = options;
+  const { name, command, args, env, cwd, onLine, keepLines = 200, ownProcessGroup = false } = options;
   // setpriv makes the kernel SIGKILL the child when this process dies, even by SIGKILL.
   const [cmd, argv] = PDEATHSIG
     ? ['/usr/bin/setpriv', ['--pdeathsig', 'KILL', '--', command, ...args]]
     : [command, args];
-  const child = spawn(cmd, argv, { env: env ?? process.env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, argv, {
+    env: env ?? process.env,
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: ownProcessGroup,
+  });
   if (child.pid === undefined) throw new Error(`${name}: could not start ${command}`);
   const lines: string[] = [];
   let exitedFlag = false;
