@@ -26,6 +26,11 @@ export function proxyHttp(target: URL, req: IncomingMessage, res: ServerResponse
     }
     res.writeHead(answer.statusCode ?? 502, headers);
     answer.pipe(res);
+    // The upstream went away mid-body (an origin killed while sending a segment): `pipe` would leave the
+    // client's response open forever; cut it, so the player fails fast and asks again.
+    answer.on('close', () => {
+      if (!answer.complete) res.destroy();
+    });
   });
   out.setTimeout(o.timeoutMs, () => out.destroy(new Error('upstream timeout')));
   out.on('error', (error) => {

@@ -3,5 +3,6 @@
 export * from './http-proxy.js';
 export * from './lease.js';
 export * from './ops-server.js';
+export * from './request-target.js';
 export * from './service.js';
 export * from './shutdown.js';

@@ -3,6 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { logParseErrors, requestTarget } from './request-target.js';
 
 /** A metrics registry with Node's default metrics and a `service` label on every series. */
 export function createMetrics(service: string): Registry {
@@ -32,8 +33,17 @@ export interface HttpListener {
   close(): Promise<void>;
 }
 
-/** Listens on port (0 = any free one); rejects if it is taken. */
-export async function listenHttp(server: Server, port: number, host = '0.0.0.0'): Promise<HttpListener> {
+/**
+ * Listens on port (0 = any free one); rejects if it is taken. With a logger, requests Node's parser refuses
+ * are answered with the reason and logged (`logParseErrors`).
+ */
+export async function listenHttp(
+  server: Server,
+  port: number,
+  host = '0.0.0.0',
+  logger?: Logger,
+): Promise<HttpListener> {
+  if (logger) logParseErrors(server, logger);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, resolve);
@@ -54,7 +64,9 @@ export type OpsServer = HttpListener;
 export async function startOpsServer(options: OpsServerOptions): Promise<OpsServer> {
   const { logger, metrics, notReadyReason } = options;
   const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const target = requestTarget(req, res, logger);
+    if (!target) return;
+    const path = target.pathname;
     if (req.method !== 'GET') {
       res.writeHead(405).end();
       return;
@@ -72,7 +84,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
         .metrics()
         .then((body) => res.writeHead(200, { 'content-type': metrics.contentType }).end(body))
         .catch((error: Error) => res.writeHead(500).end(error.message));
-    } else if (path && options.routes?.[path]) {
+    } else if (options.routes && Object.hasOwn(options.routes, path)) {
       const route = options.routes[path] as () => Promise<string>;
       route()
         .then((body) => res.writeHead(200, { 'content-type': 'text/plain' }).end(`${body}\n`))
@@ -81,7 +93,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       res.writeHead(404).end();
     }
   });
-  const listener = await listenHttp(server, options.port, options.host);
+  const listener = await listenHttp(server, options.port, options.host, logger);
   logger.info({ port: listener.port }, 'ops HTTP listening (/healthz /readyz /metrics)');
   return listener;
 }

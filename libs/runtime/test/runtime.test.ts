@@ -1,14 +1,19 @@
 import assert from 'node:assert/strict';
+import { createServer, get } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { bytes, connectBus, text } from '@live/bus';
 import { createLogger } from '@live/log';
-import { type NatsServer, startNatsServer } from '@live/testing';
+import { type NatsServer, sendMalformedRequests, startNatsServer, waitFor } from '@live/testing';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { z } from 'zod';
 import {
   createMetrics,
   endpoint,
   installShutdown,
+  parseRequestTarget,
+  proxyHttp,
   RequestError,
   registerService,
   startOpsServer,
@@ -48,6 +53,119 @@ test('ops server: liveness, readiness with its reason, Prometheus metrics', asyn
     assert.match(body, /process_cpu_user_seconds_total\{service="demo"\}/);
   } finally {
     await ops.close();
+  }
+});
+
+test('request targets: paths and http(s) URLs parse (an absolute URL for its path only), the rest is a reason', () => {
+  const ok = (raw: string) => {
+    const t = parseRequestTarget(raw);
+    assert.ok(!('error' in t), `${raw}: ${'error' in t ? t.error : ''}`);
+    return t;
+  };
+  assert.deepEqual(
+    { ...ok('/hls/a%20b/x.m3u8?_HLS_msn=3'), searchParams: undefined },
+    {
+      pathname: '/hls/a%20b/x.m3u8',
+      path: '/hls/a b/x.m3u8',
+      search: '?_HLS_msn=3',
+      searchParams: undefined,
+    },
+  );
+  assert.equal(ok('/ll/x.m3u8?_HLS_msn=3').searchParams.get('_HLS_msn'), '3');
+  // Absolute-form: the host is dropped; `//host/...` is a path, not a host.
+  assert.equal(ok('http://elsewhere:8080/hls/x?y=1').pathname, '/hls/x');
+  assert.equal(ok('//elsewhere/hls/x').pathname, '//elsewhere/hls/x');
+  assert.equal(ok('/hls/%2e%2e/%2e%2e/etc/passwd').pathname, '/etc/passwd');
+  assert.equal(ok('/hls/x/..%2f..%2fetc').path, '/hls/x/../../etc', 'decoded, for checkKey to refuse');
+  for (const [raw, reason] of [
+    ['/%', /percent-encoding/],
+    ['/%E0%A4%A', /percent-encoding/],
+    ['http://a:b/', /not a valid URL/],
+    ['http://[::1/', /not a valid URL/],
+    ['ftp://x/', /not http/],
+    ['*', /neither a path nor/],
+    ['', /empty/],
+  ] as const) {
+    const t = parseRequestTarget(raw);
+    assert.ok('error' in t && reason.test(t.error), `${raw}: ${JSON.stringify(t)}`);
+  }
+});
+
+test("ops server: hostile requests get a 400 with the reason (or Node's own 4xx), each logged once at warn; it serves on", async () => {
+  const lines: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  const ops = await startOpsServer({
+    port: 0,
+    host: '127.0.0.1',
+    logger: createLogger({ service: 'ops-test', level: 'warn', destination }),
+    metrics: createMetrics('demo'),
+    notReadyReason: () => null,
+    routes: { '/drain': async () => 'drained' },
+  });
+  const base = `http://127.0.0.1:${ops.port}`;
+  try {
+    const answers = await sendMalformedRequests(ops.port);
+    const answer = (name: string) => answers.find((a) => a.name === name);
+    assert.equal(answer('bad percent-encoding')?.status, 400);
+    assert.equal(answer('absolute-form with an invalid port')?.status, 400);
+    assert.equal(answer('asterisk-form')?.status, 400);
+    assert.equal(answer('bad method')?.status, 400);
+    assert.equal(answer('header without a colon')?.status, 400);
+    assert.equal(answer('binary request line')?.status, 400);
+    assert.equal(answer('64 KiB URL')?.status, 431);
+    assert.ok(
+      answers.every((a) => a.end !== 'timeout'),
+      'every request answered or closed at once',
+    );
+    // One warn line per refused request: those answered 400 or 431, and the one cut short mid-headers.
+    const refused = answers.filter((a) => a.status !== null && a.status >= 400 && a.status !== 404);
+    const warned = () => lines.filter((l) => l.message === 'malformed HTTP request refused');
+    await waitFor(() => warned().length >= refused.length + 1, { what: 'the warn lines' });
+    assert.equal(warned().length, refused.length + 1, JSON.stringify(warned()));
+    assert.ok(warned().every((l) => l.severity === 'WARNING' && typeof l.reason === 'string'));
+    // The routes are this server's own keys only (not Object.prototype's).
+    assert.equal((await fetch(`${base}/healthz`)).status, 200);
+    assert.equal((await fetch(`${base}/drain`)).status, 200);
+    assert.equal((await fetch(`${base}/constructor`)).status, 404);
+  } finally {
+    await ops.close();
+  }
+});
+
+test('proxyHttp: an upstream that dies mid-body cuts the response to the client (it used to stay open for ever)', {
+  timeout: 5000,
+}, async () => {
+  const upstream = createServer((_req, res) => {
+    res.writeHead(200, { 'content-length': '100000' });
+    res.write(Buffer.alloc(1000), () => res.socket?.destroy());
+  });
+  const proxy = createServer((req, res) => {
+    const { port } = upstream.address() as AddressInfo;
+    proxyHttp(new URL(`http://127.0.0.1:${port}/segment`), req, res, {
+      passHeaders: ['content-length'],
+      timeoutMs: 5000,
+      onError: () => res.writeHead(502).end(),
+    });
+  });
+  await Promise.all([upstream, proxy].map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
+  try {
+    const { port } = proxy.address() as AddressInfo;
+    const cut = await new Promise<{ status?: number; complete: boolean }>((resolve, reject) => {
+      get(`http://127.0.0.1:${port}/`, (res) => {
+        res.on('error', () => undefined);
+        res.resume();
+        res.on('close', () => resolve({ status: res.statusCode, complete: res.complete }));
+      }).on('error', reject);
+    });
+    assert.deepEqual(cut, { status: 200, complete: false });
+  } finally {
+    upstream.close();
+    proxy.close();
   }
 });
 

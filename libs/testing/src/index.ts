@@ -5,6 +5,7 @@ export * from './ffmpeg.js';
 export * from './gcs-emulator.js';
 export * from './llhls.js';
 export * from './local-platform.js';
+export * from './malformed.js';
 export * from './nats.js';
 export * from './process.js';
 export * from './restarting.js';

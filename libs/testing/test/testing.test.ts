@@ -1,6 +1,17 @@
 import assert from 'node:assert/strict';
+import { createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { checkLlRules, publisherArgs, startChild, WaitTimeoutError, waitFor, within } from '../src/index.js';
+import {
+  checkLlRules,
+  freePort,
+  malformedRequests,
+  publisherArgs,
+  sendMalformedRequests,
+  startChild,
+  WaitTimeoutError,
+  waitFor,
+  within,
+} from '../src/index.js';
 
 test('the synthetic publisher encodes a live-like H.264/AAC stream with TCP_NODELAY, like OBS', () => {
   assert.deepEqual(
@@ -119,4 +130,34 @@ test("checkLlRules: a part under 85 % of PART-TARGET only as its segment's last 
       ),
     /part_3.m4s too short/,
   );
+});
+
+test('sendMalformedRequests: one connection per request, bounded by its timeout whether the port answers, stays silent or is closed', async () => {
+  // A port that reads everything and never answers (as the RTMP port does to HTTP).
+  const silent = createServer((socket: Socket) =>
+    socket.on('data', () => undefined).on('error', () => undefined),
+  );
+  const connections: Socket[] = [];
+  silent.on('connection', (socket) => connections.push(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const port = (silent.address() as { port: number }).port;
+  try {
+    const started = Date.now();
+    const answers = await sendMalformedRequests(port, '127.0.0.1', { timeoutMs: 300 });
+    assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
+    assert.equal(answers.length, malformedRequests().length);
+    assert.equal(connections.length, answers.length, 'each on its own connection');
+    for (const a of answers) {
+      assert.equal(a.status, null);
+      assert.equal(
+        a.end,
+        a.name.includes('closed mid-headers') || a.name.endsWith('reset') ? 'client' : 'timeout',
+      );
+    }
+  } finally {
+    silent.close();
+  }
+  const refused = await sendMalformedRequests(await freePort());
+  assert.ok(refused.every((a) => a.end === 'refused'));
+  await assert.rejects(sendMalformedRequests(80, '10.0.0.1'), /not a loopback address/);
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { ChatClient, type NatsServer, startNatsServer, waitFor } from '@live/testing';
+import { ChatClient, type NatsServer, sendMalformedRequests, startNatsServer, waitFor } from '@live/testing';
 import { type ChatProcess, startChat, token } from './fixture.js';
 
 let nats: NatsServer;
@@ -137,4 +137,20 @@ test('events close together arrive as one frame (a JSON array), in order, each e
   assert.ok(receiver.rawFrames - before < 10, `${receiver.rawFrames - before} frames for 10 events`);
   sender.close();
   receiver.close();
+});
+
+test('hostile requests and upgrades to the chat and ops ports: refused one by one, the pod goes on serving', async () => {
+  const [toChat] = await Promise.all([sendMalformedRequests(a.port), sendMalformedRequests(a.opsPort)]);
+  // An upgrade refused while its client resets the connection ended the process (ECONNRESET, no listener).
+  const alive = await fetch(`http://127.0.0.1:${a.port}/healthz`).catch(() => null);
+  assert.equal(alive?.status, 200, `the pod lives on:\n${a.child.tail().slice(-12).join('\n')}`);
+  assert.equal((await fetch(`http://127.0.0.1:${a.opsPort}/healthz`)).status, 200);
+  const { client } = await ChatClient.join(a.url('after-hostile'), await token('u', 'after-hostile'));
+  client.close();
+  const status = (name: string) => toChat.find((r) => r.name === name)?.status;
+  assert.equal(status('WebSocket upgrade to a bogus path with a bad key'), 400);
+  assert.equal(status('WebSocket upgrade to a room path with a bad key'), 400);
+  assert.equal(status('bad percent-encoding'), 400);
+  const warned = a.lines.filter((l) => l.includes('malformed HTTP request refused'));
+  assert.ok(warned.length > 0 && warned.every((l) => l.includes('"WARNING"')), 'logged at warn');
 });

@@ -3,7 +3,15 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { bytes, text } from '@live/bus';
 import { subjects } from '@live/contracts';
-import { type Child, ffprobe, RawRtmpClient, startPublisher, waitFor, within } from '@live/testing';
+import {
+  type Child,
+  ffprobe,
+  RawRtmpClient,
+  sendMalformedRequests,
+  startPublisher,
+  waitFor,
+  within,
+} from '@live/testing';
 import { type IngestHarness, startIngestHarness } from './harness.js';
 
 let h: IngestHarness;
@@ -235,6 +243,17 @@ test('bad RTMP input is refused per connection while a live stream keeps flowing
   // NMS sizes the buffer when the first payload byte arrives.
   alloc.write(Buffer.concat([header, Buffer.from([0x17])]));
 
+  // 7. Hostile HTTP (and binary, and WebSocket upgrades) to the RTMP port and to the ops port: the ingest
+  // closes each of those RTMP connections itself (by the handshake timeout at the latest).
+  const [toRtmp] = await Promise.all([
+    sendMalformedRequests(port, '127.0.0.1', { timeoutMs: 5000 }),
+    sendMalformedRequests(h.opsPort),
+  ]);
+  for (const r of toRtmp) {
+    assert.equal(r.status, null, `${r.name}: no HTTP answer from the RTMP port`);
+    assert.ok(r.end !== 'timeout' && r.end !== 'refused', `${r.name}: closed by the ingest (${r.end})`);
+  }
+
   for (const [name, client] of Object.entries({ garbage, silent, malformed, odd, huge, alloc })) {
     await within(client.closed, 5000, `the server to close the ${name} connection`);
   }
@@ -273,6 +292,7 @@ test('bad RTMP input is refused per connection while a live stream keeps flowing
   });
   assert.ok(!h.eventsOf('steady').some((e) => e.type !== 'started'));
   assert.ok(!h.ingest.hasExited());
+  assert.equal((await fetch(`http://127.0.0.1:${h.opsPort}/healthz`)).status, 200);
   await publisher.stop('SIGKILL');
 });
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createLogger } from '@live/log';
 import { cacheControl, LocalStorage } from '@live/storage';
+import { sendMalformedRequests } from '@live/testing';
 import { startOrigin } from '../src/origin/origin.js';
 
 const storage = new LocalStorage(mkdtempSync(join(tmpdir(), 'origin-')));
@@ -41,4 +42,17 @@ test('missing objects are 404, paths that try to escape are 400, pages are not h
   assert.equal((await fetch(`${base}/hls/demo/none.m3u8`)).status, 404);
   assert.equal((await fetch(`${base}/hls/demo/..%2F..%2Fetc%2Fpasswd`)).status, 400);
   assert.equal((await fetch(`${base}/watch/demo`)).status, 404);
+});
+
+test("hostile requests get a 400 with the reason (or Node's own 4xx), and the origin goes on serving", async () => {
+  // `GET http://a:b/ HTTP/1.1` made `new URL` throw out of the handler: the packager exited.
+  const answers = await sendMalformedRequests(origin.port);
+  const status = (name: string) => answers.find((a) => a.name === name)?.status;
+  assert.equal(status('absolute-form with an invalid port'), 400);
+  assert.equal(status('absolute-form with an unclosed IPv6 host'), 400);
+  assert.equal(status('bad percent-encoding under /hls/'), 400);
+  assert.equal(status('bad percent-encoding'), 400);
+  assert.equal(status('64 KiB URL'), 431);
+  assert.equal(status('binary request line'), 400);
+  assert.equal((await fetch(`${base}/hls/demo/master.m3u8`)).status, 200, 'a playlist after them');
 });

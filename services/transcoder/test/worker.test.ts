@@ -27,6 +27,7 @@ import {
   freePort,
   type NatsServer,
   pidsByCommandLine,
+  sendMalformedRequests,
   startNatsServer,
   startPublisher,
   startServiceProcess,
@@ -86,7 +87,7 @@ async function startWorker(id: string) {
     onLine: (line) => logs.push(line),
   });
   children.push(child);
-  return { child, logs, workDir: join(workRoot, id) };
+  return { child, logs, opsPort, workDir: join(workRoot, id) };
 }
 
 async function assign(workerId: string, streamId: string, epoch: number, src = source) {
@@ -221,6 +222,16 @@ test('an assigned stream is transcoded: init and media segments uploaded and ann
   assert.ok(Buffer.concat(partBytes).equals(readFileSync(join(mediaDir, first.key))), 'segment = its parts');
   const initFromWorker = Buffer.from(await (await fetch(firstParts[0]?.initUrl ?? '')).arrayBuffer());
   assert.ok(initFromWorker.equals(readFileSync(join(mediaDir, init.key))), 'init served by the worker');
+  // Hostile requests to the part server and the ops port: a 400 for a bad target (`GET /%` used to throw
+  // URIError out of the handler and end the worker), and the worker goes on serving parts.
+  const partPort = Number(new URL(firstParts[0]?.url ?? '').port);
+  const [toParts] = await Promise.all([sendMalformedRequests(partPort), sendMalformedRequests(w.opsPort)]);
+  const tail = () => w.child.tail().slice(-12).join('\n');
+  assert.equal(toParts.find((a) => a.name === 'bad percent-encoding')?.status, 400, `GET /%:\n${tail()}`);
+  assert.ok(!w.child.hasExited(), `the worker lives on:\n${tail()}`);
+  assert.equal((await fetch(`http://127.0.0.1:${w.opsPort}/healthz`)).status, 200);
+  const newest = parts.findLast((p) => p.workerId === 'wa');
+  assert.equal((await fetch(newest?.url ?? '')).status, 200, 'a part served after them');
   const beat = await waitFor(
     () => beats.findLast((b) => b.workerId === 'wa' && (b.streams[0]?.frames ?? 0) > 30),
     { what: 'a heartbeat with progress' },

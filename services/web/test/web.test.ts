@@ -7,7 +7,14 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { decode } from '@live/bus';
 import { buckets, type LifecycleEventOf, segmentEvent, subjects, workerRecord } from '@live/contracts';
-import { type Child, repoRoot, startPublisher, waitFor } from '@live/testing';
+import {
+  type Child,
+  type MalformedResult,
+  repoRoot,
+  sendMalformedRequests,
+  startPublisher,
+  waitFor,
+} from '@live/testing';
 import { Kvm } from '@nats-io/kv';
 import type { Page } from 'playwright-core';
 import { type Platform, startPlatform, WEB_TEST_ADMIN_TOKEN } from '../../../tests/e2e/platform.js';
@@ -144,6 +151,26 @@ test('gateway: clear 4xx for bad input, admin APIs need the token, guests get ch
   assert.equal(master.headers.get('content-type'), 'application/vnd.apple.mpegurl');
   const page = await fetch(web(`/watch/${STREAM}`));
   assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+});
+
+test('hostile requests to the gateway and to the packager origin behind it: 400s, nothing proxied elsewhere, both serve on', async () => {
+  const [toWeb, toOrigin] = await Promise.all([
+    sendMalformedRequests(Number(new URL(platform.webUrl).port)),
+    sendMalformedRequests(platform.originPort),
+  ]);
+  const status = (answers: MalformedResult[], name: string) => answers.find((a) => a.name === name)?.status;
+  // Targets that name a host (absolute-form, scheme-relative): the /hls proxy fetched from that host (here
+  // loopback port 1: a 502). Now only their path is used, and it goes to the origin: no such stream, 404.
+  assert.equal(status(toWeb, 'absolute-form to another host'), 404);
+  assert.equal(status(toWeb, 'scheme-relative target'), 404);
+  assert.equal(status(toWeb, 'absolute-form with an invalid port'), 400);
+  assert.equal(status(toWeb, 'bad percent-encoding under /ll/'), 400);
+  // The packager exited on this one (`new URL` threw in its request handler).
+  assert.equal(status(toOrigin, 'absolute-form with an invalid port'), 400);
+  assert.ok(!platform.packager.hasExited(), platform.packager.tail().slice(-12).join('\n'));
+  assert.ok(!platform.web?.hasExited(), platform.web?.tail().slice(-12).join('\n'));
+  assert.equal((await fetch(web(`/hls/${STREAM}/master.m3u8`))).status, 200);
+  assert.equal((await fetch(web('/api/config'))).status, 200);
 });
 
 test('watch: LL-HLS by default (hls.js lowLatencyMode, blocking reloads, no error), then the switch to plain HLS', async () => {

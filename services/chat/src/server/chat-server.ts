@@ -4,7 +4,13 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CHAT_CLOSE, type ChatSanction, type RoomSettings, STREAM_ID_PATTERN } from '@live/contracts';
-import { type HttpListener, listenHttp } from '@live/runtime';
+import {
+  type HttpListener,
+  listenHttp,
+  logMalformedRequest,
+  parseRequestTarget,
+  requestTarget,
+} from '@live/runtime';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { SanctionKind } from '../moderation/moderation.js';
@@ -57,7 +63,7 @@ export class ChatServer {
     const { config } = this.options.context;
     const server = createServer((req, res) => this.onRequest(req, res));
     server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
-    this.listener = await listenHttp(server, config.CHAT_PORT, config.CHAT_BIND);
+    this.listener = await listenHttp(server, config.CHAT_PORT, config.CHAT_BIND, this.options.logger);
     return this.listener.port;
   }
 
@@ -130,7 +136,9 @@ export class ChatServer {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const path = (req.url ?? '/').split('?')[0];
+    const target = requestTarget(req, res, this.options.logger);
+    if (!target) return;
+    const path = target.pathname;
     if (req.method === 'GET' && path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (req.method === 'GET' && path === '/readyz') {
@@ -187,16 +195,29 @@ export class ChatServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const { config } = this.options.context;
+    // Node hands over an upgrade's socket without an error listener: a client that resets it while it is
+    // refused below (a write to a reset socket) ended the process with ECONNRESET. `ws` has its own.
+    const onError = () => socket.destroy();
+    socket.on('error', onError);
     const refuse = (status: string, reason: string) => {
       this.options.context.metrics.refused.inc({ reason });
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${reason}\n`);
     };
-    const room = ROOM_PATH.exec((req.url ?? '').split('?')[0] ?? '')?.[1];
+    const target = parseRequestTarget(req.url);
+    if ('error' in target) {
+      logMalformedRequest(this.options.logger, req, target.error);
+      refuse('400 Bad Request', 'malformed_request');
+      return;
+    }
+    const room = ROOM_PATH.exec(target.pathname)?.[1];
     if (!room || !STREAM_ID_PATTERN.test(room)) refuse('404 Not Found', 'no_such_room_path');
     else if (!this.accepting) refuse('503 Service Unavailable', 'draining');
     else if (this.connections.size >= config.CHAT_MAX_CONNECTIONS)
       refuse('503 Service Unavailable', 'max_connections');
-    else this.accept(req, socket, head, room);
+    else {
+      socket.off('error', onError);
+      this.accept(req, socket, head, room);
+    }
   }
 
   private accept(req: IncomingMessage, socket: Duplex, head: Buffer, room: string): void {

@@ -55,7 +55,7 @@ import {
   segmentEvent,
   subjects,
 } from '@live/contracts';
-import { proxyHttp } from '@live/runtime';
+import { proxyHttp, type RequestTarget } from '@live/runtime';
 import type { Storage } from '@live/storage';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { Logger } from 'pino';
@@ -490,7 +490,7 @@ export class LlOrigin {
   }
 
   /** Handles a GET/HEAD under /ll/; false if the path is not an LL-HLS one. */
-  handle(req: IncomingMessage, res: ServerResponse, url: URL): boolean {
+  handle(req: IncomingMessage, res: ServerResponse, url: RequestTarget): boolean {
     const m = PATH.exec(url.pathname);
     if (!m) return false;
     const [, streamId = '', playlistName, epoch, rendition, file, partNumber, segmentSequence] = m;
@@ -592,7 +592,7 @@ export class LlOrigin {
   private answerPlaylist(
     streamId: string,
     rendition: string,
-    url: URL,
+    url: RequestTarget,
     send: (status: number, headers: Record<string, string>, body?: string) => void,
     notFound: (why: string) => void,
   ): void {
@@ -618,7 +618,7 @@ export class LlOrigin {
     base: string,
     req: IncomingMessage,
     res: ServerResponse,
-    url: URL,
+    url: RequestTarget,
     fallback: () => void,
   ): void {
     this.o.metrics.forwarded.inc();

@@ -3,7 +3,7 @@
 // cache lifetimes a CDN or player expects. The pages are the web service's (services/web),
 // which proxies /hls/ here locally.
 import { createServer, type Server } from 'node:http';
-import { type HttpListener, listenHttp } from '@live/runtime';
+import { type HttpListener, listenHttp, requestTarget } from '@live/runtime';
 import { cacheControlFor, checkKey, contentTypeFor, type Storage } from '@live/storage';
 import type { Logger } from 'pino';
 import type { LlOrigin } from '../llhls/ll-origin.js';
@@ -19,7 +19,10 @@ export interface OriginOptions {
 
 export async function startOrigin(o: OriginOptions): Promise<HttpListener> {
   const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://origin');
+    // A bad target (`GET http://a:b/`) is a 400, never an exception out of this handler (it ended the
+    // packager); an absolute-form target counts for its path only.
+    const url = requestTarget(req, res, o.logger);
+    if (!url) return;
     res.setHeader('Access-Control-Allow-Origin', '*');
     if (req.method === 'OPTIONS') {
       res
@@ -44,7 +47,7 @@ export async function startOrigin(o: OriginOptions): Promise<HttpListener> {
     }
     let key: string;
     try {
-      key = checkKey(decodeURIComponent(url.pathname.slice('/hls/'.length)));
+      key = checkKey(url.path.slice('/hls/'.length));
     } catch {
       res.writeHead(400).end('bad path\n');
       return;
@@ -69,7 +72,7 @@ export async function startOrigin(o: OriginOptions): Promise<HttpListener> {
         res.writeHead(502).end();
       });
   });
-  const listener = await listenHttp(server, o.port, o.bind);
+  const listener = await listenHttp(server, o.port, o.bind, o.logger);
   o.logger.info({ port: listener.port }, 'HTTP origin listening (/hls/<id>/master.m3u8)');
   return listener;
 }

@@ -4,7 +4,7 @@
 // would cost more than the segments themselves); whole segments still go to storage for plain HLS.
 // Paths: /parts/<streamId>/<epoch>/<rendition>/(init.mp4 | part_<n>.m4s), the layout of the LL playlists.
 import { createServer } from 'node:http';
-import { type HttpListener, listenHttp } from '@live/runtime';
+import { type HttpListener, listenHttp, requestTarget } from '@live/runtime';
 import type { Logger } from 'pino';
 
 export interface PartServerOptions {
@@ -27,7 +27,10 @@ export class PartServer {
 
   async start(): Promise<void> {
     const server = createServer((req, res) => {
-      const path = decodeURIComponent(new URL(req.url ?? '/', 'http://worker').pathname);
+      // A bad target (`GET /%`) is a 400, never an exception out of this handler (it ended the worker).
+      const target = requestTarget(req, res, this.o.logger);
+      if (!target) return;
+      const { path } = target;
       const entry = path.startsWith('/parts/') ? this.entries.get(path.slice('/parts/'.length)) : undefined;
       if (req.method !== 'GET' || !entry) {
         res.writeHead(req.method === 'GET' ? 404 : 405).end();
@@ -37,7 +40,7 @@ export class PartServer {
         .writeHead(200, { 'content-type': 'video/mp4', 'content-length': entry.bytes.length })
         .end(entry.bytes);
     });
-    this.listener = await listenHttp(server, this.o.port, this.o.bindHost);
+    this.listener = await listenHttp(server, this.o.port, this.o.bindHost, this.o.logger);
     // Expired parts leave every second; at most keepMs + 1 s of parts is held.
     this.sweeper = setInterval(() => {
       const now = Date.now();

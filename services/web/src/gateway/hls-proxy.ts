@@ -4,17 +4,27 @@
 // this proxy is off. Bodies are streamed, never buffered; the upstream's status, type and cache headers
 // pass through (@live/runtime proxyHttp).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { proxyHttp } from '@live/runtime';
+import { proxyHttp, type RequestTarget } from '@live/runtime';
 import type { Logger } from 'pino';
 
 const PASSED = ['content-type', 'content-length', 'cache-control', 'etag', 'last-modified'];
 
-export function proxyHls(upstream: string, req: IncomingMessage, res: ServerResponse, logger: Logger): void {
+export function proxyHls(
+  upstream: string,
+  url: RequestTarget,
+  req: IncomingMessage,
+  res: ServerResponse,
+  logger: Logger,
+): void {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD' }).end();
     return;
   }
-  const target = new URL(req.url ?? '/', upstream);
+  // The upstream with the request's path and query, never the request's target resolved against it: whatever
+  // host the target named (an absolute-form URL, `//host/...`), the request goes to the origin, nowhere else.
+  const target = new URL(upstream);
+  target.pathname = url.pathname;
+  target.search = url.search;
   proxyHttp(target, req, res, {
     headers: { accept: req.headers.accept ?? '*/*' },
     passHeaders: PASSED,

@@ -2,7 +2,7 @@
 // HLS proxy. Routing is a short table; every handler validates its input and answers 4xx with a message.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { STREAM_ID_PATTERN, streamMoveRequest, workerDrainRequest } from '@live/contracts';
-import { type HttpListener, listenHttp } from '@live/runtime';
+import { type HttpListener, listenHttp, type RequestTarget, requestTarget } from '@live/runtime';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { WebConfig } from '../config.js';
@@ -81,7 +81,7 @@ export async function startWebServer(o: WebServerOptions): Promise<HttpListener>
       );
   };
 
-  const streamParam = (url: URL): string => {
+  const streamParam = (url: RequestTarget): string => {
     const id = url.searchParams.get('stream');
     if (!id || !STREAM_ID_PATTERN.test(id))
       throw new HttpError(400, 'expected ?stream=<stream id> (lowercase letters, digits, - and _)');
@@ -99,7 +99,7 @@ export async function startWebServer(o: WebServerOptions): Promise<HttpListener>
     limits: { maxSourceKbps: config.WEB_MAX_SOURCE_KBPS, maxKeyframeMs: config.WEB_MAX_KEYFRAME_MS },
   });
 
-  type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> | void;
+  type Handler = (req: IncomingMessage, res: ServerResponse, url: RequestTarget) => Promise<void> | void;
   const get: Record<string, Handler> = {
     '/api/config': (req, res) => sendJson(res, 200, pageConfig(req)),
     // Public: a viewer's page learns whether the stream is live, starting, or ended.
@@ -171,7 +171,7 @@ export async function startWebServer(o: WebServerOptions): Promise<HttpListener>
     },
   };
 
-  const route = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<string> => {
+  const route = async (req: IncomingMessage, res: ServerResponse, url: RequestTarget): Promise<string> => {
     const path = url.pathname;
     if (path.startsWith('/api/')) {
       const table = req.method === 'POST' ? post : req.method === 'GET' ? get : undefined;
@@ -185,7 +185,7 @@ export async function startWebServer(o: WebServerOptions): Promise<HttpListener>
     }
     if (path.startsWith('/hls/') || path.startsWith('/ll/')) {
       if (!config.WEB_HLS_UPSTREAM) throw new HttpError(404, `HLS is served from ${config.WEB_HLS_BASE}`);
-      proxyHls(config.WEB_HLS_UPSTREAM, req, res, logger);
+      proxyHls(config.WEB_HLS_UPSTREAM, url, req, res, logger);
       return 'hls';
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'pages are read-only');
@@ -225,11 +225,11 @@ export async function startWebServer(o: WebServerOptions): Promise<HttpListener>
   };
 
   const server = createServer((req, res) => {
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://web');
-    } catch {
-      sendError(res, 400, 'bad URL');
+    // A bad target is a 400 with its reason; an absolute-form one counts for its path only (never proxied
+    // to the host it names).
+    const url = requestTarget(req, res, logger);
+    if (!url) {
+      o.requests.inc({ route: 'error', status: '400' });
       return;
     }
     route(req, res, url)
@@ -248,5 +248,5 @@ export async function startWebServer(o: WebServerOptions): Promise<HttpListener>
   // Server-sent event streams are long-lived: no request timeout for them (the keepalive keeps them warm).
   server.requestTimeout = 0;
   server.headersTimeout = 10_000;
-  return listenHttp(server, config.WEB_PORT, config.WEB_BIND);
+  return listenHttp(server, config.WEB_PORT, config.WEB_BIND, logger);
 }
