@@ -45,6 +45,11 @@ export interface Consumption {
   stop(): Promise<void>;
 }
 
+/** How long one pull request waits on the server before the client sends a fresh one. */
+const PULL_EXPIRES_MS = 5000;
+/** The server's heartbeat while a pull has nothing to deliver; two missed ones make the client pull again. */
+const PULL_HEARTBEAT_MS = 1000;
+
 export async function consume<S extends z.ZodType>(options: ConsumeOptions<S>): Promise<Consumption> {
   const { nc, logger, stream, durable, filterSubject, schema, handler } = options;
   const maxDeliver = options.maxDeliver ?? 5;
@@ -65,7 +70,11 @@ export async function consume<S extends z.ZodType>(options: ConsumeOptions<S>): 
     { what: `consumer ${durable}`, logger: log, attempts: 40 },
   );
   const consumer = await jetstream(nc).consumers.get(stream, durable);
-  const messages = await consumer.consume();
+  // A pull request lives on the server that leads the consumer. When that server dies (a NATS node lost in
+  // a cluster) the request dies with it, while this client, connected to another node, sees no disconnect:
+  // only missed heartbeats tell it to pull again (nats.js does after two). Its default, half a 30 s expiry,
+  // left a consumer silent for 30-50 s after a node loss (docs/architecture.md, the local runner).
+  const messages = await consumer.consume({ expires: PULL_EXPIRES_MS, idle_heartbeat: PULL_HEARTBEAT_MS });
   const done = (async () => {
     for await (const m of messages) {
       const { decoded, stored } = decodeOrDeadLetter(nc, log, schema, m, durable);
