@@ -1,5 +1,7 @@
 // @live/testing: real processes for tests (nats-server, ffmpeg, services) and helpers that wait for facts.
 export * from './balancer.js';
+export * from './chaos.js';
+export * from './chaos-actors.js';
 export * from './chat.js';
 export * from './ffmpeg.js';
 export * from './gcs-emulator.js';
