@@ -175,6 +175,8 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       PACKAGER_HTTP_PORT: String(port),
       PACKAGER_HTTP_BIND: '127.0.0.1',
       PACKAGER_DELETE_GRACE_MS: '5000',
+      // A short window, so the tests of deletion see media leave it within seconds (default 12).
+      PACKAGER_WINDOW_SEGMENTS: '6',
       ...env,
     });
   const workers: Child[] = [];

@@ -16,6 +16,9 @@ export interface OrderedPublisherOptions {
   maxQueued?: number;
 }
 
+/** The longest wait between two tries of one publish. */
+const MAX_RETRY_DELAY_MS = 500;
+
 interface Pending {
   subject: string;
   data: Uint8Array;
@@ -100,7 +103,9 @@ export class OrderedPublisher {
             );
           }
           await new Promise((r) => setTimeout(r, delay));
-          delay = Math.min(2000, delay * 2);
+          // At most 500 ms between tries: a stream's leader election (a NATS node lost) ends without notice,
+          // and every moment the next try waits past it is a moment viewers wait for the segment.
+          delay = Math.min(MAX_RETRY_DELAY_MS, delay * 2);
         }
       }
     } finally {

@@ -15,8 +15,13 @@ export const packagerConfigSchema = z.object({
   /** The local HTTP origin (HLS under /hls/<streamId>/; the web service proxies it locally). */
   PACKAGER_HTTP_PORT: env.port(8080),
   PACKAGER_HTTP_BIND: z.string().default('0.0.0.0'),
-  /** Segments in each live media playlist (the live window). */
-  PACKAGER_WINDOW_SEGMENTS: env.int(6, 3),
+  /**
+   * Segments in each live media playlist (the live window). Longer than the longest time playlists can stand
+   * still while segments keep coming (a NATS node lost: its streams' leader elections, docs/architecture.md),
+   * so that every segment is listed once they move again. Players start 3 target durations from the end
+   * whatever the window, so it costs only playlist bytes.
+   */
+  PACKAGER_WINDOW_SEGMENTS: env.int(12, 3),
   /** Media that left the window is deleted this long after (players may still be fetching it). */
   PACKAGER_DELETE_GRACE_MS: env.ms(30_000),
   /** After `ended`, the playlist gets ENDLIST once no segment arrived for this long (ffmpeg's last ones). */
