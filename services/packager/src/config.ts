@@ -26,8 +26,11 @@ export const packagerConfigSchema = z.object({
   PACKAGER_DELETE_GRACE_MS: env.ms(30_000),
   /** After `ended`, the playlist gets ENDLIST once no segment arrived for this long (ffmpeg's last ones). */
   PACKAGER_END_SETTLE_MS: env.ms(1500),
-  /** Leader lease of the packager role: one replica writes playlists; a dead one is replaced within this. */
-  PACKAGER_LEASE_MS: env.ms(3000),
+  /**
+   * Leader lease of the packager role: one replica writes playlists; a dead one is replaced within this. Its
+   * playlists stand still meanwhile, so it is as short as the supervisor's (renewed every half second).
+   */
+  PACKAGER_LEASE_MS: env.ms(1500),
   /** LL-HLS (/ll/<streamId>/): the transcoder's part duration (TRANSCODER_PART_MS), for PART-TARGET. */
   PACKAGER_LL_PART_MS: z.coerce.number().int().min(50).max(1000).default(200),
   /**
