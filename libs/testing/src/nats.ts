@@ -15,7 +15,12 @@ export interface NatsServer {
   child: Child;
   /** Stops the server (SIGTERM, then SIGKILL); the store is kept so `start()` brings the same data back. */
   stop(): Promise<void>;
-  /** Starts it again on the same ports and store (after `stop()`). */
+  /**
+   * SIGKILL, as a crash or an OOM kill does it: no lame-duck mode, no hand-off of its leaderships; the
+   * store is kept, so `start()` brings it back. Resolves when the process is gone.
+   */
+  kill(): Promise<void>;
+  /** Starts it again on the same ports and store (after `stop()` or `kill()`). */
   start(): Promise<void>;
   /** Stops it and removes the store. */
   dispose(): Promise<void>;
@@ -100,6 +105,9 @@ function wrap(spec: ServerSpec, first: Child): NatsServer {
     child: first,
     async stop() {
       await server.child.stop('SIGTERM', 3000);
+    },
+    async kill() {
+      await server.child.stop('SIGKILL');
     },
     async start() {
       server.child = await launch(spec);

@@ -6,7 +6,7 @@ import { loadConfig } from '@live/config';
 import { CHAT_ROOM_RETAINED, serviceNames } from '@live/contracts';
 import { createLogger } from '@live/log';
 import { createMetrics, installShutdown, registerService, startOpsServer } from '@live/runtime';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Counter, Gauge } from 'prom-client';
 import packageJson from '../package.json' with { type: 'json' };
 import { Tokens } from './auth/tokens.js';
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
     settingsChanged: (...args) => server?.settingsChanged(...args),
   });
   await moderation.start();
-  const roomRegistry = new Rooms(jetstream(nc), await jetstreamManager(nc), logger, {
+  const roomRegistry = new Rooms(nc, await jetstreamManager(nc), logger, {
     retained: CHAT_ROOM_RETAINED,
     batchMs: config.CHAT_BATCH_MS,
     onDelivered: (n) => deliveries.inc(n),

@@ -1,7 +1,7 @@
 // Real chat processes against a real nats-server, on free ports; tokens minted with the same secret.
 import { randomBytes } from 'node:crypto';
 import type { ChatRole } from '@live/contracts';
-import { type Child, freePort, type NatsServer, startServiceProcess } from '@live/testing';
+import { type Child, freePort, type NatsCluster, type NatsServer, startServiceProcess } from '@live/testing';
 import { Tokens } from '../src/auth/tokens.js';
 
 export const SECRET = randomBytes(32).toString('hex');
@@ -15,7 +15,11 @@ export interface ChatProcess {
   lines: string[];
 }
 
-export async function startChat(nats: NatsServer, env: Record<string, string> = {}): Promise<ChatProcess> {
+/** A chat process on one nats-server, or on a cluster (NATS_URL lists every node, as in production). */
+export async function startChat(
+  nats: NatsServer | NatsCluster,
+  env: Record<string, string> = {},
+): Promise<ChatProcess> {
   const port = await freePort();
   const opsPort = await freePort();
   const lines: string[] = [];
@@ -23,7 +27,7 @@ export async function startChat(nats: NatsServer, env: Record<string, string> = 
     service: 'chat',
     opsPort,
     env: {
-      NATS_URL: nats.url,
+      NATS_URL: 'urls' in nats ? nats.urls.join(',') : nats.url,
       CHAT_PORT: String(port),
       CHAT_OPS_PORT: String(opsPort),
       CHAT_TOKEN_SECRET: SECRET,

@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import { connectBus, decode, type NatsConnection, provision } from '@live/bus';
 import { CHAT_EVENTS_PER_WRITE, chatStoredEvents, streams, subjects } from '@live/contracts';
 import { type NatsServer, startNatsServer, waitFor } from '@live/testing';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import pino from 'pino';
 import { type RetainedEvent, Room } from '../src/rooms/room.js';
 
@@ -26,7 +26,7 @@ after(async () => {
 
 /** A room as a pod holds it, with one member that records every event it is sent, in order. */
 async function openRoom(id: string) {
-  const room = new Room(id, jetstream(nc), await jetstreamManager(nc), logger, {
+  const room = new Room(id, nc, await jetstreamManager(nc), logger, {
     retained: 1000,
     batchMs: 0,
     onDelivered: () => {},

@@ -1,8 +1,9 @@
 // One chat room on this pod: the members connected here, the room's retained events (read from CHAT with an
-// ordered consumer, which is also how every pod with members receives new ones), and the writer that gives
-// each new event the next room sequence number with compare-and-set on the room's subject (the writes that
-// queue while one is in flight go out together, as one stored message: a group commit).
-import { bytes, decode } from '@live/bus';
+// ordered consumer, which is also how every pod with members receives new ones; replaced from the next
+// stream seq when it stops delivering, e.g. its NATS node died), and the writer that gives each new event
+// the next room sequence number with compare-and-set on the room's subject (the writes that queue while
+// one is in flight go out together, as one stored message: a group commit).
+import { bytes, decode, followStream, type StreamFollower } from '@live/bus';
 import {
   CHAT_EVENTS_PER_WRITE,
   type ChatRoomEvent,
@@ -15,7 +16,9 @@ import {
   JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
+  jetstream,
 } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 
 /** What a room keeps of an event: its frame, ready to send as is, and what history needs. */
@@ -128,7 +131,7 @@ export class Room {
   /** Writes waiting for the one in flight to finish (they go out together, in this order). */
   private queued: QueuedWrite[] = [];
   private writing = false;
-  private stopConsumer: (() => Promise<void>) | undefined;
+  private follower: StreamFollower | undefined;
   readonly ready: Promise<void>;
   private markReady!: () => void;
   private readyAt = 0;
@@ -140,10 +143,12 @@ export class Room {
   private lastSweepAt = 0;
   /** Frames built in this sweep, by the seqs they hold (`<after>:<newest>`): members at the same point share one. */
   private readonly frames = new Map<string, { frame: OutgoingFrame; events: number }>();
+  /** Made on first use (a room's delivery logic is tested without NATS). */
+  private jsClient: JetStreamClient | undefined;
 
   constructor(
     readonly id: string,
-    private readonly js: JetStreamClient,
+    private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
     private readonly logger: Logger,
     private readonly options: RoomOptions,
@@ -154,6 +159,11 @@ export class Room {
     });
   }
 
+  private get js(): JetStreamClient {
+    this.jsClient ??= jetstream(this.nc);
+    return this.jsClient;
+  }
+
   get newestSeq(): number {
     return this.events.at(-1)?.seq ?? this.head.seq;
   }
@@ -162,32 +172,33 @@ export class Room {
     return this.events[0]?.seq ?? this.head.seq + 1;
   }
 
-  /** Reads the retained events, then follows new ones; `ready` resolves once caught up. */
+  /**
+   * Reads the retained events, then follows new ones; `ready` resolves once caught up. The consumer is an
+   * R1 ordered consumer on one NATS node: when that node dies, the follower replaces it within a few
+   * seconds, from the stream seq after the last event read (libs/bus followStream), so the members here
+   * keep receiving the room without a gap or a duplicate and without reconnecting.
+   */
   async start(): Promise<void> {
     const last = await this.lastStored();
     this.readyAt = last?.streamSeq ?? 0;
     if (last) this.head = last;
-    const consumer = await this.js.consumers.get(streams.chat, {
-      filter_subjects: this.subject,
-      deliver_policy: DeliverPolicy.All,
+    this.follower = await followStream({
+      nc: this.nc,
+      stream: streams.chat,
+      filterSubjects: this.subject,
+      deliverPolicy: DeliverPolicy.All,
+      logger: this.logger,
+      what: `room ${this.id}`,
+      onMessage: (m) => this.receive(m.data, m.seq),
     });
-    const messages = await consumer.consume();
-    this.stopConsumer = async () => {
-      await messages.close();
-    };
     if (this.readyAt === 0) this.markReady();
-    void (async () => {
-      for await (const m of messages) this.receive(m.data, m.seq);
-    })().catch((error: unknown) =>
-      this.logger.error({ err: (error as Error).message }, 'room consumer stopped'),
-    );
   }
 
   async stop(): Promise<void> {
     clearTimeout(this.sweepTimer);
     if (this.sweepImmediate) clearImmediate(this.sweepImmediate);
     this.sweep = undefined;
-    await this.stopConsumer?.();
+    await this.follower?.stop();
   }
 
   private receive(data: Uint8Array, streamSeq: number): void {

@@ -1,6 +1,7 @@
 // The rooms this pod serves: a room starts following CHAT when its first member arrives here and stops a
 // while after its last one leaves (so a viewer reloading the page does not make the pod re-read the room).
-import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 import { Room, type RoomOptions } from './room.js';
 
@@ -13,7 +14,7 @@ export class Rooms {
   private readonly lingering = new Map<string, NodeJS.Timeout>();
 
   constructor(
-    private readonly js: JetStreamClient,
+    private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
     private readonly logger: Logger,
     private readonly roomOptions: RoomOptions,
@@ -77,7 +78,7 @@ export class Rooms {
   }
 
   private async open(id: string): Promise<Room> {
-    const room = new Room(id, this.js, this.jsm, this.logger.child({ room: id }), this.roomOptions);
+    const room = new Room(id, this.nc, this.jsm, this.logger.child({ room: id }), this.roomOptions);
     await room.start();
     this.opened.set(id, room);
     return room;
