@@ -8,24 +8,20 @@ import { buckets, subjects } from '@live/contracts';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ChatMember, ObsPublisher, PlaylistViewer } from './chaos-actors.js';
+import {
+  type ChaosReport,
+  FAULT_KINDS,
+  type FaultKind,
+  INVARIANTS,
+  type Invariant,
+  quantile,
+} from './chaos-report.js';
 import type { LocalPlatform, LocalProcess, ServiceKind } from './local-platform.js';
 import { sendMalformedRequests } from './malformed.js';
 import { waitFor } from './wait.js';
 
-export const FAULT_KINDS = ['kill', 'stop', 'nats', 'publisher', 'malformed'] as const;
-export type FaultKind = (typeof FAULT_KINDS)[number];
 /** How long a SIGSTOPped process stays stopped before SIGCONT. */
 export const STOP_MS = 5000;
-export const INVARIANTS = [
-  'endlist',
-  'backwards',
-  'older_epoch',
-  'lost_segment',
-  'chat_lost',
-  'untranscoded',
-  'process_down',
-] as const;
-export type Invariant = (typeof INVARIANTS)[number];
 /** A stream whose publisher is live may go this long without a new segment before it counts as untranscoded. */
 const UNTRANSCODED_MS = 10_000;
 /** A process may be not ready this long (its restart back-off and start) before it counts as staying down. */
@@ -68,11 +64,6 @@ const SERVICE_KINDS: Exclude<ServiceKind, 'nats'>[] = [
   'web',
 ];
 const pick = <T>(list: T[]): T => list[Math.floor(Math.random() * list.length)] as T;
-const quantile = (values: number[], q: number): number | null => {
-  if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? null;
-};
 
 export class ChaosRun {
   readonly faults: Fault[] = [];
@@ -394,75 +385,4 @@ export class ChaosRun {
       playlistReads: this.streams.reduce((n, s) => n + s.hls.watch.reads + s.ll.watch.reads, 0),
     };
   }
-}
-
-export interface GapStats {
-  p50: number | null;
-  p95: number | null;
-  max: number | null;
-}
-
-export interface ChaosReport {
-  seconds: number;
-  faults: Record<
-    FaultKind,
-    {
-      count: number;
-      targets: string[];
-      /** Each fault's target and the gaps in its window, in order. */
-      each: { target: string; segmentGapMs: number; partGapMs: number }[];
-      segmentGapMs: GapStats;
-      partGapMs: GapStats;
-      reconnectToSegmentMs?: GapStats;
-    }
-  >;
-  invariants: Record<Invariant, number>;
-  violations: string[];
-  restarts: Record<string, number>;
-  /** CPU seconds per process (with its children) over the run, and the average cores the platform used. */
-  cpuSeconds: Record<string, number>;
-  cpuCores: number;
-  publisherDrops: Record<string, number>;
-  chat: Record<string, { acked: number; reconnects: number; gaps: number }>;
-  playlistReads: number;
-}
-
-/** The report as a table a person reads. */
-export function formatChaosReport(r: ChaosReport): string {
-  const ms = (v: number | null) => (v === null ? '-' : String(v));
-  const rows = FAULT_KINDS.map((kind) => {
-    const f = r.faults[kind];
-    const g = (s: GapStats) => `${ms(s.p50)} / ${ms(s.p95)} / ${ms(s.max)}`;
-    return `| ${kind.padEnd(9)} | ${String(f.count).padStart(5)} | ${g(f.segmentGapMs).padEnd(20)} | ${g(f.partGapMs).padEnd(20)} | ${f.reconnectToSegmentMs ? g(f.reconnectToSegmentMs) : '-'} |`;
-  });
-  return [
-    `| fault     | count | segment gap ms p50 / p95 / max | part gap ms p50 / p95 / max | reconnect -> segment ms |`,
-    `|-----------|-------|----------------------|----------------------|------|`,
-    ...rows,
-    '',
-    'process faults by service (segment gap ms max / part gap ms max, one per fault):',
-    ...(['kill', 'stop'] as const).flatMap((kind) => {
-      const byService = new Map<string, string[]>();
-      for (const f of r.faults[kind].each) {
-        const service = f.target.replace(/-\d+$/, '');
-        byService.set(service, [...(byService.get(service) ?? []), `${f.segmentGapMs}/${f.partGapMs}`]);
-      }
-      return [...byService].map(([service, gaps]) => `  ${kind} ${service}: ${gaps.join(', ')}`);
-    }),
-    '',
-    `| invariant | broken |`,
-    `|---|---|`,
-    ...INVARIANTS.map((i) => `| ${i} | ${r.invariants[i]} |`),
-    '',
-    `restarts: ${Object.entries(r.restarts)
-      .map(([k, v]) => `${k} ${v}`)
-      .join(', ')}`,
-    `CPU: ${r.cpuCores} cores on average over ${Math.round(r.seconds)} s; seconds per process: ${Object.entries(
-      r.cpuSeconds,
-    )
-      .map(([k, v]) => `${k} ${v}`)
-      .join(', ')}`,
-    `publisher drops: ${JSON.stringify(r.publisherDrops)}; chat: ${JSON.stringify(r.chat)}`,
-    ...r.violations.map((v) => `violation: ${v}`),
-  ].join('\n');
 }

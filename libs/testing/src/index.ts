@@ -2,6 +2,7 @@
 export * from './balancer.js';
 export * from './chaos.js';
 export * from './chaos-actors.js';
+export * from './chaos-report.js';
 export * from './chat.js';
 export * from './ffmpeg.js';
 export * from './gcs-emulator.js';
