@@ -61,6 +61,32 @@ test('a source stall (the streamer) is not a transcoder fault: no failover', asy
   assert.equal((await assignment())?.epoch, before?.epoch);
 });
 
+test('a supervisor paused past the stall threshold (SIGSTOP 700 ms) wakes without failing anything over', async () => {
+  const before = await assignment();
+  const eventsBefore = p.events.length;
+  // 700 ms: past SUPERVISOR_STALL_MS (450 ms), short of SUPERVISOR_WORKER_TIMEOUT_MS (1 s, so the standby
+  // still counts as alive) and inside the lease (1.5 s): on waking it is still the leader, and the heartbeats
+  // that came meanwhile are still unread in its socket.
+  p.supervisor.signal('SIGSTOP');
+  const stoppedAt = Date.now();
+  await waitFor(() => Date.now() - stoppedAt > 700, { intervalMs: 20, what: 'the pause' });
+  p.supervisor.signal('SIGCONT');
+  const resumedAt = Date.now();
+  // Three more segments listed at the same epoch: the stream stayed where it was.
+  const lastBefore = (await p.media('fo', '360p'))?.segments.at(-1)?.mediaSequenceNumber ?? 0;
+  await waitFor(
+    async () => ((await p.media('fo', '360p'))?.segments.at(-1)?.mediaSequenceNumber ?? 0) >= lastBefore + 3,
+    { timeoutMs: 15_000, what: 'three more segments after the pause' },
+  );
+  assert.ok(Date.now() - resumedAt > 1000, 'watched for more than twice the stall threshold');
+  assert.deepEqual(
+    p.events.slice(eventsBefore).filter((e) => e.type === 'failover' || e.type === 'assigned'),
+    [],
+    'no failover after the supervisor woke',
+  );
+  assert.equal((await assignment())?.epoch, before?.epoch);
+});
+
 /** The pid of the ffmpeg transcoding this stream at this epoch (its command line names its work folder). */
 const ffmpegOf = (epoch: number): number | undefined =>
   pidsByCommandLine((cmd) => cmd.startsWith('ffmpeg') && cmd.includes(`/fo-${epoch}/`))[0];

@@ -68,6 +68,12 @@ export class StallDetector {
   private timer: NodeJS.Timeout | undefined;
   /** When the timer fires (Infinity: not set). */
   private nextLookAt = Number.POSITIVE_INFINITY;
+  /**
+   * When this process last woke from a pause (SIGSTOP, a stalled VM, a starved CPU): a look that comes late
+   * finds every heartbeat and source report old because those that came meanwhile are still unread in its
+   * socket, and would fail every stream over. Every clock starts again from then instead.
+   */
+  private resumedAt = 0;
   private stopped = false;
   private watch: { stop(): void } | undefined;
   private readonly subscriptions: { unsubscribe(): void }[] = [];
@@ -132,6 +138,10 @@ export class StallDetector {
     this.nextLookAt = at;
     this.timer = setTimeout(
       () => {
+        if (Date.now() - at > this.o.stallMs / 2) {
+          this.resumedAt = Date.now();
+          this.log.warn({ lateMs: Date.now() - at }, 'woke late (paused or starved): every clock starts again');
+        }
         this.nextLookAt = Number.POSITIVE_INFINITY;
         this.lookAt(this.check());
       },
@@ -148,7 +158,8 @@ export class StallDetector {
     const due = (at: number) => {
       next = Math.min(next, Math.max(at + 1, now + 1));
     };
-    for (const { record, since } of this.assignments.values()) {
+    for (const { record, since: assignedSince } of this.assignments.values()) {
+      const since = Math.max(assignedSince, this.resumedAt);
       if (record.state !== 'assigned' || this.inFlight.has(record.streamId)) continue;
       const source = this.o.sources.get(record.streamId);
       const heardAt = Math.max(source?.reportedAt ?? 0, since);
