@@ -12,9 +12,12 @@ import {
   consume,
   deadLetterSchema,
   decode,
+  type HeldMessage,
+  MAX_RETRY_DELAY_MS,
   OrderedPublisher,
   provision,
   publishCore,
+  retryDelayMs,
 } from '../src/index.js';
 
 const logger = createLogger({ service: 'bus-test', level: 'fatal' });
@@ -102,6 +105,72 @@ test('an invalid event is dead-lettered with the reason and the consumer keeps g
   assert.equal(letters[1]?.payload, 'not json');
   assert.deepEqual(seen, ['good-1']);
   await consumption.stop();
+});
+
+test('a failed message is retried after a doubling delay capped at 5 s, with jitter', () => {
+  const low = () => 0;
+  const high = () => 0.999999;
+  // Doubling from 250 ms while below the cap; then never more than the cap, however many attempts.
+  assert.equal(retryDelayMs(1, high), 500);
+  assert.equal(retryDelayMs(3, high), 2000);
+  assert.equal(MAX_RETRY_DELAY_MS, 5000);
+  for (const attempt of [5, 10, 15, 19, 40]) {
+    assert.equal(retryDelayMs(attempt, high), MAX_RETRY_DELAY_MS, `attempt ${attempt}`);
+    // Jitter: half to all of the delay, so messages that failed together are retried apart.
+    assert.equal(retryDelayMs(attempt, low), MAX_RETRY_DELAY_MS / 2, `attempt ${attempt}`);
+  }
+  for (let i = 0; i < 100; i++) {
+    const delay = retryDelayMs(12);
+    assert.ok(delay >= 2500 && delay <= 5000, `${delay}`);
+  }
+});
+
+test('a held message is not acked when its handler returns; stopping hands it back at once to the next consumer, which acks it', async () => {
+  const publisher = new OrderedPublisher({ js: jetstream(nc), logger });
+  const subject = subjects.streamEvent('holdtest', 'started');
+  const options = {
+    nc,
+    logger,
+    stream: streams.events,
+    durable: 'hold-test',
+    filterSubject: 'live.stream.holdtest.>',
+    schema: lifecycleEvent,
+  };
+  const firstSeen: string[] = [];
+  const first = await consume({
+    ...options,
+    handler: async (event, meta) => {
+      firstSeen.push(event.id);
+      if (event.id === 'held-1') meta.hold();
+    },
+  });
+  assert.ok(await publisher.publish(lifecycleEvent, subject, started('held-1', 'holdtest'), 'held-1'));
+  assert.ok(await publisher.publish(lifecycleEvent, subject, started('plain-1', 'holdtest'), 'plain-1'));
+  // The held one does not block the next.
+  await waitFor(() => firstSeen.includes('plain-1'), { what: 'the message after the held one' });
+  const jsm = await jetstreamManager(nc);
+  assert.equal((await jsm.consumers.info(streams.events, 'hold-test')).num_ack_pending, 1);
+  const stoppedAt = Date.now();
+  await first.stop();
+  // The next consumer (a new leader) gets it without waiting for the ack wait (10 s) to run out.
+  const secondSeen: { id: string; redelivered: boolean; deliveryCount: number }[] = [];
+  let held: HeldMessage | undefined;
+  const second = await consume({
+    ...options,
+    handler: async (event, meta) => {
+      secondSeen.push({ id: event.id, redelivered: meta.redelivered, deliveryCount: meta.deliveryCount });
+      held = meta.hold();
+    },
+  });
+  await waitFor(() => secondSeen.length > 0, { what: 'the held message handed back' });
+  assert.ok(Date.now() - stoppedAt < 5000, `handed back after ${Date.now() - stoppedAt} ms`);
+  assert.deepEqual(secondSeen, [{ id: 'held-1', redelivered: true, deliveryCount: 2 }]);
+  held?.ack();
+  await waitFor(async () => (await jsm.consumers.info(streams.events, 'hold-test')).num_ack_pending === 0, {
+    what: 'the ack',
+  });
+  await second.stop();
+  assert.equal((await jsm.consumers.info(streams.events, 'hold-test')).num_pending, 0);
 });
 
 test('publishing a schema-invalid event is refused before it reaches NATS', async () => {

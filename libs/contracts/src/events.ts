@@ -10,10 +10,22 @@ export const streamId = z
 const base = {
   id: z.string().min(1).max(128),
   streamId,
-  /** One live session of a stream: stays the same across reconnects within the grace period. */
+  /**
+   * One live session of a stream on one ingest: stays the same across reconnects and takeovers within that
+   * ingest's grace period; a publish that lands on another ingest starts a new session there. `supervisor`
+   * on the supervisor's own events.
+   */
   sessionId: z.string().min(1).max(64),
+  /**
+   * The ingest instance that published the event (an ingest's events only; absent on the supervisor's and
+   * the workers' events, and on events from ingests older than this field). See isStaleSessionEvent.
+   */
+  ingestId: z.string().min(1).max(128).optional(),
   at: z.iso.datetime(),
 };
+
+/** The sessionId of the supervisor's own events (assigned, failover, moved, ended with ingest_lost). */
+export const SUPERVISOR_SESSION = 'supervisor';
 
 /** What ingest learned about the source from RTMP metadata and the codec headers. */
 export const sourceInfo = z.object({
@@ -155,3 +167,32 @@ export const lifecycleEvent = z.discriminatedUnion('type', [
 ]);
 export type LifecycleEvent = z.infer<typeof lifecycleEvent>;
 export type LifecycleEventOf<T extends LifecycleEvent['type']> = Extract<LifecycleEvent, { type: T }>;
+
+/** A stream's live session: which ingest instance holds the publisher, in which session. */
+export interface SessionRef {
+  sessionId: string | null | undefined;
+  ingestId: string | null | undefined;
+}
+
+/** The session a lifecycle event gives its stream: a `started`, or a `source_resumed` with a new source. */
+export function claimedSession(event: LifecycleEvent): SessionRef | null {
+  const source = event.type === 'started' || event.type === 'source_resumed' ? event.source : undefined;
+  return source ? { sessionId: event.sessionId, ingestId: source.ingestId } : null;
+}
+
+/**
+ * True when an ingest's event (`ended`, `source_stalled`, `source_resumed` without a source, `rejected`)
+ * speaks for another session than the stream's current one. Behind a load balancer a streamer whose
+ * connection dropped reconnects to any ingest, which starts a new session; the ingest they left still
+ * reports on the old session (a stall, then `ended` once its reconnect grace runs out), and that must change
+ * nothing. The supervisor's own events are not an ingest's; a value missing on either side (records and
+ * events from before these fields were kept) cannot tell, and the event counts as current.
+ */
+export function isStaleSessionEvent(
+  current: SessionRef | null | undefined,
+  event: { sessionId: string; ingestId?: string | undefined },
+): boolean {
+  if (!current || event.sessionId === SUPERVISOR_SESSION) return false;
+  if (event.ingestId && current.ingestId && event.ingestId !== current.ingestId) return true;
+  return !!current.sessionId && current.sessionId !== event.sessionId;
+}

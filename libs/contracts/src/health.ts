@@ -31,3 +31,25 @@ export const standbyAlert = z.object({
   workers: z.number().int().nonnegative(),
 });
 export type StandbyAlert = z.infer<typeof standbyAlert>;
+
+/**
+ * live.alert.placement.<streamId> (LIVE_EVENTS): a new stream (or a reconnected source) waits for a
+ * transcoder worker with a free slot (`stream_waiting`, when it starts waiting), got one (`stream_placed`), or
+ * ended before it got one (`stream_ended`). One subject per stream, so the last message of each subject says
+ * whether that stream waits now (what a page that starts later reads back).
+ */
+export const placementAlert = z.object({
+  id: z.string(),
+  type: z.enum(['stream_waiting', 'stream_placed', 'stream_ended']),
+  streamId,
+  at: z.iso.datetime(),
+  /** When the stream started waiting (its `started` or `source_resumed`). */
+  waitingSince: z.iso.datetime(),
+  /** How long it had waited when this was said (0 for stream_waiting). */
+  waitingMs: z.number().int().nonnegative(),
+  /** The worker that took it (stream_placed), else null. */
+  workerId: z.string().nullable(),
+  /** Streams still waiting once this one is counted in (stream_waiting) or out (the others). */
+  waiting: z.number().int().nonnegative(),
+});
+export type PlacementAlert = z.infer<typeof placementAlert>;

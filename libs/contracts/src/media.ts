@@ -1,7 +1,7 @@
 // The media path's contracts: the ABR ladder, segment events (LIVE_MEDIA), assignments and workers (KV),
 // transcoder heartbeats and the supervisor -> worker commands.
 import { z } from 'zod';
-import { sourceInfo, streamId } from './events.js';
+import { type SessionRef, sourceInfo, streamId } from './events.js';
 
 /** One rung of the ABR ladder, as the transcoder encodes it. */
 export const rendition = z.object({
@@ -129,8 +129,19 @@ export const assignmentRecord = z.object({
    * ack): the next leader sees the same id here and resends this epoch instead of starting a new one.
    */
   cause: z.string().nullish(),
+  /**
+   * The ingest session this assignment transcodes (from its `started` or `source_resumed`; kept across
+   * failovers and moves); the ingest is `source.ingestId`. Events of another session (an ingest the streamer
+   * has left) do not change the assignment. Absent in records written before it was kept.
+   */
+  sessionId: z.string().nullish(),
 });
 export type AssignmentRecord = z.infer<typeof assignmentRecord>;
+
+/** The live session an assignment serves (see isStaleSessionEvent). */
+export function assignedSession(record: AssignmentRecord): SessionRef {
+  return { sessionId: record.sessionId, ingestId: record.source.ingestId };
+}
 
 /** live-workers: <workerId> -> static facts; liveness comes from heartbeats, not from this record. */
 export const workerRecord = z.object({

@@ -93,6 +93,12 @@ export const subjects = {
   chatReview: (room: string) => `live.chat.review.${token(room)}`,
   /** live.alert.standby: the warm standby pool is short (or restored); stored in LIVE_EVENTS. */
   standbyAlert: 'live.alert.standby',
+  /**
+   * live.alert.placement.<streamId>: a stream waits for a worker with a free slot (or got one, or ended while
+   * waiting); stored in LIVE_EVENTS, one subject per stream so the last message per subject is its state.
+   */
+  placementAlert: (streamId: string) => `live.alert.placement.${token(streamId)}`,
+  allPlacementAlerts: 'live.alert.placement.*',
   allAlerts: 'live.alert.>',
   allTranscoderHealth: 'live.health.transcoder.*',
   allOriginHealth: 'live.health.origin.*',

@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   InvalidSubjectTokenError,
+  isStaleSessionEvent,
   LIFECYCLE_TYPES,
   lifecycleEvent,
+  placementAlert,
   STREAM_ID_PATTERN,
   streamDefinitions,
   subjects,
@@ -23,6 +25,8 @@ test('every lifecycle subject and alert falls inside the LIVE_EVENTS stream, and
   assert.deepEqual(events?.subjects, ['live.stream.>', 'live.alert.>']);
   for (const type of LIFECYCLE_TYPES) assert.match(subjects.streamEvent('x', type), /^live\.stream\./);
   assert.match(subjects.standbyAlert, /^live\.alert\./);
+  assert.equal(subjects.placementAlert('demo'), 'live.alert.placement.demo');
+  assert.throws(() => subjects.placementAlert('a.b'), InvalidSubjectTokenError);
   const all = streamDefinitions.flatMap((d) => d.subjects.map((s) => s.replace('>', '')));
   for (const a of all) for (const b of all) if (a !== b) assert.ok(!a.startsWith(b), `${a} overlaps ${b}`);
 });
@@ -69,4 +73,34 @@ test('the ladder never exceeds the source size or frame rate and keeps its aspec
   );
   // A 4:3 source keeps its shape.
   assert.equal(selectLadder({ width: 1440, height: 1080, fps: 60 })[0]?.width, 1440);
+});
+
+test("an ingest's event of a session the stream has left is stale; the supervisor's and undated ones are not", () => {
+  const current = { sessionId: 'sb', ingestId: 'ib' };
+  assert.ok(isStaleSessionEvent(current, { sessionId: 'sa', ingestId: 'ia' }), 'the ingest left behind');
+  assert.ok(isStaleSessionEvent(current, { sessionId: 'sa' }), 'another session, ingest not said');
+  assert.ok(isStaleSessionEvent(current, { sessionId: 'sb', ingestId: 'ia' }), 'another ingest');
+  assert.ok(!isStaleSessionEvent(current, { sessionId: 'sb', ingestId: 'ib' }));
+  assert.ok(!isStaleSessionEvent(current, { sessionId: 'supervisor' }), "the supervisor's own");
+  assert.ok(!isStaleSessionEvent(null, { sessionId: 'sa', ingestId: 'ia' }), 'nothing to compare with');
+  // A record from before sessions were kept: only the ingest can tell.
+  assert.ok(!isStaleSessionEvent({ sessionId: null, ingestId: 'ia' }, { sessionId: 'sa', ingestId: 'ia' }));
+  assert.ok(isStaleSessionEvent({ sessionId: null, ingestId: 'ib' }, { sessionId: 'sa', ingestId: 'ia' }));
+  // Events from an ingest older than the ingestId field still parse.
+  const base = { id: '1', streamId: 'demo', sessionId: 's', at: new Date().toISOString() };
+  assert.ok(
+    lifecycleEvent.safeParse({ ...base, type: 'ended', reason: 'publisher_left', durationMs: 5 }).success,
+  );
+  const alert = {
+    id: 'a',
+    type: 'stream_waiting',
+    streamId: 'demo',
+    at: base.at,
+    waitingSince: base.at,
+    waitingMs: 0,
+    workerId: null,
+    waiting: 1,
+  };
+  assert.ok(placementAlert.safeParse(alert).success);
+  assert.ok(!placementAlert.safeParse({ ...alert, type: 'stream_lost' }).success);
 });

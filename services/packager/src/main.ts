@@ -23,6 +23,11 @@ async function main(): Promise<void> {
     labelNames: ['result', 'kind'],
     registers: [metrics],
   });
+  const staleEnds = new Counter({
+    name: 'packager_stale_ends_total',
+    help: '`ended` events ignored (no ENDLIST) because they speak for a session the stream has left',
+    registers: [metrics],
+  });
   let ready = false;
   let ring: OriginRing | undefined;
   const ops = await startOpsServer({
@@ -58,7 +63,7 @@ async function main(): Promise<void> {
         windowSegments: config.PACKAGER_WINDOW_SEGMENTS,
         deleteGraceMs: config.PACKAGER_DELETE_GRACE_MS,
         endSettleMs: config.PACKAGER_END_SETTLE_MS,
-        metrics: { segments },
+        metrics: { segments, staleEnds },
       });
       await packager.watchAssignments(nc);
       const media = await consume({

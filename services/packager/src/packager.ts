@@ -2,14 +2,23 @@
 // Events are handled one at a time (the JetStream consumer acks after the playlist is written, so a crash
 // redelivers and the duplicate is recognised). The current epoch of each stream comes from the
 // live-assignments bucket (watched) and from the segments themselves, whichever is newer.
+// ENDLIST is written when the stream's assignment is marked ended, or on an ingest's `ended` for the stream's
+// current session: a streamer who reconnected to another ingest left a session behind, whose `ended` (its
+// reconnect grace over) must not close the playlists the new session is filling.
 import { decode, type NatsConnection, watchKv } from '@live/bus';
 import {
+  type AssignmentRecord,
+  assignedSession,
   assignmentRecord,
   buckets,
+  claimedSession,
+  isStaleSessionEvent,
   streams as jsStreams,
   type LifecycleEvent,
   type Rendition,
   type SegmentEvent,
+  type SessionRef,
+  SUPERVISOR_SESSION,
   segmentEvent,
   subjects,
 } from '@live/contracts';
@@ -30,7 +39,11 @@ export interface PackagerOptions {
   windowSegments: number;
   deleteGraceMs: number;
   endSettleMs: number;
-  metrics: { segments: Counter };
+  metrics: {
+    segments: Counter;
+    /** `ended` events ignored because they speak for a session the stream has left. */
+    staleEnds: Counter;
+  };
 }
 
 const PLAYLIST = { contentType: 'application/vnd.apple.mpegurl', cacheControl: cacheControl.playlist };
@@ -39,39 +52,57 @@ const DELETE_BATCH_MS = 1000;
 
 export class Packager {
   private readonly streams = new Map<string, StreamPlaylists>();
-  private readonly endTimers = new Map<string, NodeJS.Timeout>();
+  /** Pending ENDLISTs, with the epoch the stream was at when its end was decided. */
+  private readonly endTimers = new Map<string, { timer: NodeJS.Timeout; epoch: number }>();
+  /** Each stream's latest assignment (watched) and the session its latest `started` claimed (heard). */
+  private readonly records = new Map<string, AssignmentRecord>();
+  private readonly claims = new Map<string, SessionRef>();
   private readonly deleteTimers = new Set<NodeJS.Timeout>();
   /** The deletions being gathered under one timer (see scheduleDelete). */
   private deleteBatch: { openedAt: number; keys: string[] } | undefined;
-  private assignmentWatch: { stop(): void } | undefined;
+  private assignmentWatch: { stop(): void; initialized: Promise<void> } | undefined;
   private readonly log: Logger;
 
   constructor(private readonly o: PackagerOptions) {
     this.log = o.logger.child({ component: 'packager' });
   }
 
-  /** Follows live-assignments so a failover's new epoch fences the old worker even before its first segment. */
-  async watchAssignments(nc: NatsConnection): Promise<void> {
+  /**
+   * Follows live-assignments so a failover's new epoch fences the old worker even before its first segment.
+   * `initialized` resolves once the assignments present at the start are known.
+   */
+  async watchAssignments(nc: NatsConnection): Promise<{ initialized: Promise<void> }> {
     this.assignmentWatch = await watchKv({
       nc,
       logger: this.log,
       bucket: buckets.assignments,
       schema: assignmentRecord,
       onPut: async (record) => {
+        this.records.set(record.streamId, record);
         const stream = await this.stream(record.streamId);
         // A fault (failover) fences the old epoch now. A planned move (handoverFrom) keeps listing the old
         // worker's segments until the new epoch's first one arrives (accept() switches there): no gap.
         if (!record.handoverFrom) stream.raiseEpoch(record.epoch);
         stream.expected = record.ladder.map((r) => r.name);
+        if (record.state === 'ended') {
+          // The supervisor ended it (its own ingest-loss ending, or after an `ended` it applied); also what
+          // a new leader learns of streams that ended while no packager consumed events.
+          if (!stream.ended && stream.renditions.size > 0 && !this.endTimers.has(record.streamId))
+            this.scheduleEnd(stream);
+        } else if (record.epoch > (this.endTimers.get(record.streamId)?.epoch ?? record.epoch)) {
+          // Assigned at a newer epoch after the end was decided: the stream goes on.
+          this.cancelEnd(record.streamId);
+        }
       },
     });
+    return this.assignmentWatch;
   }
 
   async onSegment(event: SegmentEvent): Promise<void> {
     const stream = await this.stream(event.streamId);
     if (!this.apply(stream, event)) return;
     const pendingEnd = this.endTimers.get(event.streamId);
-    if (pendingEnd) pendingEnd.refresh();
+    if (pendingEnd) pendingEnd.timer.refresh();
     if (event.kind === 'media') await this.writeMedia(stream, event.rendition.name);
     if (stream.masterReady()) await this.writeMaster(stream);
   }
@@ -156,17 +187,53 @@ export class Packager {
   }
 
   async onLifecycle(event: LifecycleEvent): Promise<void> {
-    if (event.type !== 'ended') return;
-    // ffmpeg announces its last segments after the source ended: close the playlists once they are in.
-    const existing = this.endTimers.get(event.streamId);
-    if (existing) clearTimeout(existing);
+    const claim = claimedSession(event);
+    if (claim) {
+      // A new publish (here or on another ingest): the stream goes on, whatever ended before.
+      this.claims.set(event.streamId, claim);
+      this.cancelEnd(event.streamId);
+      return;
+    }
+    // The supervisor's own `ended` (ingest lost) may still be declined by it (the streamer is back): its
+    // decision is the assignment marked ended, seen by the watch.
+    if (event.type !== 'ended' || event.sessionId === SUPERVISOR_SESSION) return;
+    const record = this.records.get(event.streamId);
+    const current = this.claims.get(event.streamId) ?? (record ? assignedSession(record) : null);
+    if (isStaleSessionEvent(current, event)) {
+      this.o.metrics.staleEnds.inc();
+      this.log.info(
+        {
+          streamId: event.streamId,
+          sessionId: event.sessionId,
+          ingestId: event.ingestId,
+          currentSessionId: current?.sessionId,
+          currentIngestId: current?.ingestId,
+        },
+        'ended of a session the stream has left (another ingest holds it now): no ENDLIST',
+      );
+      return;
+    }
+    this.scheduleEnd(await this.stream(event.streamId));
+  }
+
+  /** ffmpeg announces its last segments after the source ended: close the playlists once they are in. */
+  private scheduleEnd(stream: StreamPlaylists): void {
+    const { streamId } = stream;
+    this.cancelEnd(streamId);
     const timer = setTimeout(() => {
-      this.endTimers.delete(event.streamId);
-      void this.finish(event.streamId).catch((error: Error) =>
-        this.log.error({ streamId: event.streamId, err: error.message }, 'could not close the playlists'),
+      this.endTimers.delete(streamId);
+      void this.finish(streamId).catch((error: Error) =>
+        this.log.error({ streamId, err: error.message }, 'could not close the playlists'),
       );
     }, this.o.endSettleMs);
-    this.endTimers.set(event.streamId, timer);
+    this.endTimers.set(streamId, { timer, epoch: stream.currentEpoch });
+  }
+
+  private cancelEnd(streamId: string): void {
+    const pending = this.endTimers.get(streamId);
+    if (!pending) return;
+    clearTimeout(pending.timer);
+    this.endTimers.delete(streamId);
   }
 
   private async finish(streamId: string): Promise<void> {
@@ -250,7 +317,7 @@ export class Packager {
 
   stop(): void {
     this.assignmentWatch?.stop();
-    for (const t of this.endTimers.values()) clearTimeout(t);
+    for (const t of this.endTimers.values()) clearTimeout(t.timer);
     for (const t of this.deleteTimers) clearTimeout(t);
   }
 }

@@ -1,13 +1,26 @@
 // Who transcodes what. On `started` (and on a new source after a reconnect or takeover, or a failed
 // transcode) the stream gets the next epoch, written to live-assignments with compare-and-set, and the
-// chosen worker must acknowledge it; on `ended` the worker is told to stop and the assignment is removed.
+// chosen worker must acknowledge it; on `ended` the worker is told to stop and the assignment is marked
+// ended. A stream that finds no free worker waits for one (waiting-streams.ts).
+// An ingest's `ended`, `source_stalled` or `source_resumed` counts only for the stream's current session
+// (the waiting one, else the assigned one): a streamer who reconnected to another ingest left a session
+// behind whose ingest still reports on it, and ends it when its reconnect grace runs out.
 // The supervisor is the only writer of assignments.
-import { bytes, decode, encode, type NatsConnection, type OrderedPublisher } from '@live/bus';
+import {
+  bytes,
+  decode,
+  encode,
+  type HeldMessage,
+  type NatsConnection,
+  type OrderedPublisher,
+} from '@live/bus';
 import {
   type AssignmentRecord,
+  assignedSession,
   assignmentRecord,
   assignReply,
   buckets,
+  isStaleSessionEvent,
   type LifecycleEvent,
   lifecycleEvent,
   type Rendition,
@@ -18,7 +31,9 @@ import {
 } from '@live/contracts';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
 import type { SourceHealth } from './source-health.js';
+import type { WaitingStreams } from './waiting-streams.js';
 import type { WorkerPool } from './worker-pool.js';
 
 /** A source heard of within this long is held by a live ingest (which reports every 200 ms). */
@@ -40,62 +55,125 @@ export interface AssignOptions {
   handoverFrom?: { workerId: string; epoch: number };
   /** The lifecycle event this assignment answers (recorded, so that its redelivery is recognised). */
   cause?: string;
+  /** The ingest session it transcodes (default: the previous assignment's, as for a failover or a move). */
+  sessionId?: string;
+}
+
+export interface AssignerOptions {
+  nc: NatsConnection;
+  pool: WorkerPool;
+  sources: SourceHealth;
+  events: OrderedPublisher;
+  logger: Logger;
+  presets: Rendition[];
+  assignTimeoutMs: number;
+  /** Where a stream that finds no free worker waits (the leader's). */
+  waiting: WaitingStreams;
+  /** Ingest events ignored because they speak for a session the stream has left, by type. */
+  staleEvents: Counter;
 }
 
 export class Assigner {
   private kv: KV | undefined;
+  private readonly nc: NatsConnection;
+  private readonly pool: WorkerPool;
+  private readonly sources: SourceHealth;
+  private readonly events: OrderedPublisher;
   private readonly log: Logger;
 
-  constructor(
-    private readonly nc: NatsConnection,
-    private readonly pool: WorkerPool,
-    private readonly sources: SourceHealth,
-    private readonly events: OrderedPublisher,
-    logger: Logger,
-    private readonly presets: Rendition[],
-    private readonly assignTimeoutMs: number,
-  ) {
-    this.log = logger.child({ component: 'assigner' });
+  constructor(private readonly o: AssignerOptions) {
+    this.nc = o.nc;
+    this.pool = o.pool;
+    this.sources = o.sources;
+    this.events = o.events;
+    this.log = o.logger.child({ component: 'assigner' });
   }
 
   async start(): Promise<void> {
     this.kv = await new Kvm(this.nc).open(buckets.assignments);
   }
 
-  /** The consumer's handler for every lifecycle event. Throwing makes JetStream redeliver it later. */
-  async handle(event: LifecycleEvent): Promise<void> {
+  /**
+   * The consumer's handler for every lifecycle event. Throwing makes JetStream redeliver it later; `hold`
+   * keeps the event unacked while its stream waits for a worker (absent: it is retried by redelivery).
+   */
+  async handle(event: LifecycleEvent, hold?: () => HeldMessage): Promise<void> {
     switch (event.type) {
       case 'started':
-        await this.answer(event, event.source);
+        await this.answer(event, event.source, hold);
         break;
       case 'source_resumed':
-        // A new publisher connection: a new pull, a new epoch (the playlist shows a discontinuity).
-        if (event.source) await this.answer(event, event.source);
+        // A new publisher connection: a new pull, a new epoch (the playlist shows a discontinuity). It is
+        // the newest publish of the stream, whichever ingest it is on, so it is never stale.
+        if (event.source) await this.answer(event, event.source, hold);
+        // Data flowing again: nothing to do here (stall detection reads source health), but one from a
+        // session the streamer has left is counted with the others.
+        else await this.isStale(event);
+        break;
+      case 'source_stalled':
+        await this.isStale(event);
         break;
       case 'transcode_failed': {
         const current = await this.current(event.streamId);
         // ffmpeg also fails when its ingest died: retrying that source is pointless; the streamer's
         // reconnect (a `started` elsewhere) or the ingest-loss timeout decides what happens next.
-        if (!this.sources.heardOf(event.streamId, SOURCE_ALIVE_MS)) {
+        const ingestId = current?.record.source.ingestId;
+        if (
+          !this.sources.heardOf(
+            event.streamId,
+            SOURCE_ALIVE_MS,
+            ingestId ? { ingestId } : { publishing: true },
+          )
+        ) {
           this.log.warn(
-            { streamId: event.streamId, epoch: event.epoch },
+            { streamId: event.streamId, epoch: event.epoch, ingestId },
             'transcode failed and no ingest holds the source: not reassigning',
           );
           break;
         }
-        if (current && current.record.state === 'assigned' && current.record.epoch === event.epoch) {
+        if (current?.record.state === 'assigned' && current.record.epoch === event.epoch) {
           await this.assign(event.streamId, current.record.source, { exclude: [event.workerId] });
         }
         break;
       }
       case 'ended':
-        // The supervisor's own ingest-loss ending loses a race with a streamer who is just back: keep it.
-        if (event.reason === 'ingest_lost' && this.sources.heardOf(event.streamId, SOURCE_ALIVE_MS)) break;
+        if (event.reason === 'ingest_lost') {
+          // The supervisor's own ending loses a race with a streamer who is just back (an ingest holds a
+          // publisher of the stream again; one still awaiting a reconnect does not count): keep the stream.
+          if (this.sources.heardOf(event.streamId, SOURCE_ALIVE_MS, { publishing: true })) break;
+        } else if (await this.isStale(event)) break;
+        await this.o.waiting.end(event.streamId);
         await this.unassign(event.streamId);
         break;
       default:
         break;
     }
+  }
+
+  /**
+   * True (logged and counted) when an ingest's event speaks for another session than the stream's current
+   * one: the one waiting for a worker if any (it came last), else the assigned one.
+   */
+  private async isStale(event: LifecycleEvent): Promise<boolean> {
+    let session = this.o.waiting.session(event.streamId);
+    if (!session) {
+      const current = await this.current(event.streamId);
+      session = current ? assignedSession(current.record) : null;
+    }
+    if (!isStaleSessionEvent(session, event)) return false;
+    this.o.staleEvents.inc({ type: event.type });
+    this.log.info(
+      {
+        streamId: event.streamId,
+        type: event.type,
+        sessionId: event.sessionId,
+        ingestId: event.ingestId,
+        currentSessionId: session?.sessionId,
+        currentIngestId: session?.ingestId,
+      },
+      'event of a session the stream has left (another ingest holds it now): ignored',
+    );
+    return true;
   }
 
   /**
@@ -106,7 +184,11 @@ export class Assigner {
    * and show viewers a discontinuity for nothing. Only if that worker cannot take it is the stream assigned
    * anew.
    */
-  private async answer(event: { id: string; streamId: string }, source: SourceInfo): Promise<void> {
+  private async answer(
+    event: { id: string; streamId: string; sessionId: string; at: string },
+    source: SourceInfo,
+    hold: (() => HeldMessage) | undefined,
+  ): Promise<void> {
     const current = await this.current(event.streamId);
     if (current?.record.state === 'assigned' && current.record.cause === event.id) {
       if (await this.offer(current.record)) {
@@ -118,7 +200,25 @@ export class Assigner {
         return;
       }
     }
-    await this.assign(event.streamId, source, { cause: event.id });
+    const wait = () =>
+      this.o.waiting.add({
+        streamId: event.streamId,
+        sessionId: event.sessionId,
+        source,
+        cause: event.id,
+        // From the event: a redelivery to a new leader continues the wait, it does not restart it.
+        since: Math.min(Date.now(), Date.parse(event.at) || Date.now()),
+        held: hold ? hold() : null,
+      });
+    // First come, first served: while streams wait, a newer one queues behind them (the queue places it
+    // at once if a slot is free).
+    if (hold && this.o.waiting.size > 0) return wait();
+    try {
+      await this.assign(event.streamId, source, { cause: event.id, sessionId: event.sessionId });
+    } catch (error) {
+      if (!(error instanceof NoWorkerError) || !hold) throw error;
+      wait();
+    }
   }
 
   async current(streamId: string): Promise<{ record: AssignmentRecord; revision: number } | null> {
@@ -130,7 +230,7 @@ export class Assigner {
 
   async assign(streamId: string, source: SourceInfo, options: AssignOptions = {}): Promise<AssignmentRecord> {
     const kv = this.requireKv();
-    const ladder = selectLadder(source.video, this.presets);
+    const ladder = selectLadder(source.video, this.o.presets);
     const tried = [...(options.exclude ?? [])];
     for (;;) {
       const workerId = this.pool
@@ -149,6 +249,7 @@ export class Assigner {
         state: 'assigned',
         handoverFrom: options.handoverFrom ?? null,
         cause: options.cause ?? null,
+        sessionId: options.sessionId ?? previous?.record.sessionId ?? null,
       };
       // Compare-and-set: a concurrent writer (a second supervisor) makes this throw, and the event is retried.
       if (previous) await kv.update(streamId, encode(assignmentRecord, record), previous.revision);
@@ -174,7 +275,7 @@ export class Assigner {
       const reply = await this.nc.request(
         subjects.ctl.transcoderAssign(workerId),
         bytes(JSON.stringify({ streamId, epoch, source, ladder })),
-        { timeout: this.assignTimeoutMs },
+        { timeout: this.o.assignTimeoutMs },
       );
       const error = reply.headers?.get('Nats-Service-Error');
       if (error) throw new Error(error);
@@ -234,7 +335,7 @@ export class Assigner {
       const reply = await this.nc.request(
         subjects.ctl.transcoderRevoke(record.workerId),
         bytes(JSON.stringify({ streamId: record.streamId, epoch: record.epoch })),
-        { timeout: this.assignTimeoutMs },
+        { timeout: this.o.assignTimeoutMs },
       );
       decode(revokeReply, reply.data);
     } catch (error) {

@@ -1,8 +1,10 @@
 // Supervisor composition root: config -> logger -> NATS -> worker pool and source health -> assigner ->
-// (while holding the leader lease) lifecycle consumer, stall detector, mover, standby monitor, operator endpoints.
+// (while holding the leader lease) lifecycle consumer, waiting streams, stall detector, mover, standby
+// monitor, operator endpoints.
 import { connectBus, consume, OrderedPublisher, provision } from '@live/bus';
 import { loadConfig } from '@live/config';
 import {
+  type AssignmentRecord,
   lifecycleEvent,
   serviceNames,
   streamMoveReply,
@@ -30,6 +32,7 @@ import { Mover } from './mover.js';
 import { SourceHealth } from './source-health.js';
 import { StallDetector } from './stall-detector.js';
 import { StandbyMonitor } from './standby-monitor.js';
+import { WaitingStreams } from './waiting-streams.js';
 import { WorkerPool } from './worker-pool.js';
 
 async function main(): Promise<void> {
@@ -54,15 +57,30 @@ async function main(): Promise<void> {
   const events = new OrderedPublisher({ js: jetstream(nc), logger: logger.child({ component: 'events' }) });
   const pool = new WorkerPool(nc, logger, config.SUPERVISOR_WORKER_TIMEOUT_MS);
   const sources = new SourceHealth(nc, logger);
-  const assigner = new Assigner(
+  const waiting = new WaitingStreams({
+    pool,
+    events,
+    logger,
+    metrics,
+    place: (stream): Promise<AssignmentRecord> =>
+      assigner.assign(stream.streamId, stream.source, { cause: stream.cause, sessionId: stream.sessionId }),
+  });
+  const assigner = new Assigner({
     nc,
     pool,
     sources,
     events,
     logger,
-    config.SUPERVISOR_LADDER,
-    config.SUPERVISOR_ASSIGN_TIMEOUT_MS,
-  );
+    presets: config.SUPERVISOR_LADDER,
+    assignTimeoutMs: config.SUPERVISOR_ASSIGN_TIMEOUT_MS,
+    waiting,
+    staleEvents: new Counter({
+      name: 'supervisor_stale_events_total',
+      help: 'ingest events ignored because they speak for a session the stream has left (another ingest holds it), by type',
+      labelNames: ['type'],
+      registers: [metrics],
+    }),
+  });
   await assigner.start();
   const failovers = new Counter({
     name: 'supervisor_failovers_total',
@@ -136,10 +154,12 @@ async function main(): Promise<void> {
         durable: 'supervisor',
         filterSubject: subjects.allStreamEvents,
         schema: lifecycleEvent,
-        // A stream that finds no free worker is retried with backoff (a worker may be starting).
+        // A failed handler (a KV write refused during a leader election) is retried with backoff. A stream
+        // that finds no free worker is not: its event is held while it waits (waiting-streams.ts).
         maxDeliver: 20,
-        handler: (event) => assigner.handle(event),
+        handler: (event, meta) => assigner.handle(event, meta.hold),
       });
+      waiting.start();
       mover.start();
       standby.start();
       const service = await registerService(nc, logger, {
@@ -154,6 +174,8 @@ async function main(): Promise<void> {
           standby.stop();
           mover.stop();
           detector.stop();
+          // Placing stops first; the consumer then hands the waiting streams' events back to JetStream.
+          waiting.stop();
           await consumption.stop();
         },
       };

@@ -124,7 +124,9 @@ export class StallDetector {
     // The same epoch again: the stream ended (state), or this process's own failover result seen twice.
     const sameEpoch = current?.record.epoch === record.epoch;
     this.assignments.set(record.streamId, { record, since: sameEpoch ? current.since : Date.now() });
-    if (record.state === 'ended') this.inFlight.delete(record.streamId);
+    // Ended, or a newer epoch (an ingest-loss ending the consumer declined: the streamer came back): whatever
+    // was under way for the old one is over, and the new one is watched from now on.
+    if (record.state === 'ended' || !sameEpoch) this.inFlight.delete(record.streamId);
     // New deadlines (a new epoch's start grace, a new worker's heartbeats): work them out now. Not "in
     // SUPERVISOR_CHECK_MS": with a period longer than SUPERVISOR_STALL_MS, a worker lost right after its
     // assignment was seen would be found at that period, past its deadline.
@@ -140,7 +142,10 @@ export class StallDetector {
       () => {
         if (Date.now() - at > this.o.stallMs / 2) {
           this.resumedAt = Date.now();
-          this.log.warn({ lateMs: Date.now() - at }, 'woke late (paused or starved): every clock starts again');
+          this.log.warn(
+            { lateMs: Date.now() - at },
+            'woke late (paused or starved): every clock starts again',
+          );
         }
         this.nextLookAt = Number.POSITIVE_INFINITY;
         this.lookAt(this.check());
@@ -161,7 +166,8 @@ export class StallDetector {
     for (const { record, since: assignedSince } of this.assignments.values()) {
       const since = Math.max(assignedSince, this.resumedAt);
       if (record.state !== 'assigned' || this.inFlight.has(record.streamId)) continue;
-      const source = this.o.sources.get(record.streamId);
+      // Only the ingest holding the assigned source: one the streamer has left says nothing about it.
+      const source = this.o.sources.get(record.streamId, record.source.ingestId);
       const heardAt = Math.max(source?.reportedAt ?? 0, since);
       if (now - heardAt > this.o.sourceLostMs) {
         void this.endLost(record, now - heardAt);

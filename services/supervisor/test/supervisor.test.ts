@@ -1,6 +1,6 @@
 // The supervisor as a real process against a real nats-server. The workers here are stand-ins on the
-// same NATS (heartbeats + the assign/revoke endpoints), and so is the ingest (source health for the streams
-// in `heldSources`), so each decision can be observed and provoked.
+// same NATS (heartbeats + the assign/revoke endpoints), and so are the ingests (source health for the streams
+// in `heldSources`, from the ingest holding each), so each decision can be observed and provoked.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { bytes, connectBus, decode, encode, OrderedPublisher, provision, text } from '@live/bus';
@@ -10,6 +10,8 @@ import {
   ingestHealth,
   type LifecycleEvent,
   lifecycleEvent,
+  type PlacementAlert,
+  placementAlert,
   subjects,
   type TranscoderHeartbeat,
   transcoderHeartbeat,
@@ -32,9 +34,11 @@ const logger = createLogger({ service: 'supervisor-test', level: 'fatal' });
 let nats: NatsServer;
 let nc: NatsConnection;
 let supervisor: Child;
+let supervisorOpsPort: number;
 let publisher: OrderedPublisher;
 const supervisorLines: string[] = [];
 const events: LifecycleEvent[] = [];
+const placementAlerts: PlacementAlert[] = [];
 
 interface StandIn {
   id: string;
@@ -58,8 +62,11 @@ const workers: StandIn[] = [];
  * be taken, rightly, for a lost worker and fail its streams over.
  */
 const STAND_IN_BEAT_MS = 100;
-/** Streams a stand-in ingest reports as live (health every 200 ms), as the ingest holding them would. */
-const heldSources = new Set<string>();
+/**
+ * Streams a stand-in ingest reports as live (health every 200 ms), as the ingest holding them would: stream
+ * id -> that ingest's id and session.
+ */
+const heldSources = new Map<string, { ingestId: string; sessionId: string }>();
 let ingestTimer: NodeJS.Timeout | undefined;
 
 function standInWorker(id: string, slots: number): StandIn {
@@ -162,7 +169,6 @@ const source = {
 };
 let n = 0;
 async function emit(streamId: string, event: Record<string, unknown> & { type: LifecycleEvent['type'] }) {
-  if (event.type === 'started') heldSources.add(streamId);
   const full = {
     id: `e${++n}`,
     streamId,
@@ -170,8 +176,22 @@ async function emit(streamId: string, event: Record<string, unknown> & { type: L
     at: new Date().toISOString(),
     ...event,
   } as LifecycleEvent;
+  if (full.type === 'started')
+    heldSources.set(streamId, { ingestId: full.source.ingestId, sessionId: full.sessionId });
   await publisher.publish(lifecycleEvent, subjects.streamEvent(streamId, full.type), full, full.id);
   return full;
+}
+/** The supervisor's /metrics sample of `name` that has these labels (others may be there), null if none. */
+async function supervisorMetric(name: string, labels: Record<string, string> = {}): Promise<number | null> {
+  const text = await (await fetch(`http://127.0.0.1:${supervisorOpsPort}/metrics`)).text();
+  const line = text
+    .split('\n')
+    .find(
+      (l) =>
+        new RegExp(`^${name}[ {]`).test(l) &&
+        Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)),
+    );
+  return line === undefined ? null : Number(line.split(' ').at(-1));
 }
 async function assignment(streamId: string) {
   const entry = await (await new Kvm(nc).open(buckets.assignments)).get(streamId);
@@ -191,12 +211,18 @@ before(async () => {
       if (d.ok) events.push(d.value);
     },
   });
+  nc.subscribe(subjects.allPlacementAlerts, {
+    callback: (_e, m) => {
+      const d = decode(placementAlert, m.data);
+      if (d.ok) placementAlerts.push(d.value);
+    },
+  });
   ingestTimer = setInterval(() => {
-    for (const streamId of heldSources) {
+    for (const [streamId, { ingestId, sessionId }] of heldSources) {
       const health = {
         streamId,
-        sessionId: 's',
-        ingestId: 'i1',
+        sessionId,
+        ingestId,
         at: Date.now(),
         bytesPerSec: 375_000,
         fps: 30,
@@ -207,13 +233,13 @@ before(async () => {
       nc.publish(subjects.ingestHealth(streamId), encode(ingestHealth, health));
     }
   }, 200);
-  const opsPort = await freePort();
+  supervisorOpsPort = await freePort();
   supervisor = await startServiceProcess({
     service: 'supervisor',
-    opsPort,
+    opsPort: supervisorOpsPort,
     env: {
       NATS_URL: nats.url,
-      SUPERVISOR_OPS_PORT: String(opsPort),
+      SUPERVISOR_OPS_PORT: String(supervisorOpsPort),
       SUPERVISOR_SOURCE_LOST_MS: '3000',
       // Long, to show that a healthy stream's faults are seen at their deadline, not at the next period.
       SUPERVISOR_CHECK_MS: '1000',
@@ -227,6 +253,65 @@ after(async () => {
   await supervisor?.stop();
   await nc?.close();
   await nats?.dispose();
+});
+
+test('streams that find no worker wait in order and are placed at the first heartbeat with a free slot, however long they waited; the wait is visible', async () => {
+  const emittedAt = Date.now();
+  await emit('queued-1', { type: 'started', source, acceptedAt: Date.now() });
+  await emit('queued-2', { type: 'started', source, acceptedAt: Date.now() });
+  // No worker exists yet. One joins late (the autoscaler's new pod): by then a retry on a doubling backoff
+  // would be seconds away.
+  const LATE_MS = 8000;
+  await waitFor(() => Date.now() - emittedAt >= LATE_MS, {
+    timeoutMs: LATE_MS + 5000,
+    intervalMs: 100,
+    what: `${LATE_MS} ms without a worker`,
+  });
+  const firstBeatAt = Date.now();
+  const late = standInWorker('late', 1); // its first heartbeat goes out now
+  await waitFor(() => late.assigns.length > 0, { timeoutMs: 30_000, what: 'a waiting stream to be placed' });
+  const placedMs = Date.now() - firstBeatAt;
+  console.log(`waiting stream placed ${placedMs} ms after the new worker's first heartbeat`);
+  assert.ok(placedMs < 1500, `placed ${placedMs} ms after the new worker's first heartbeat`);
+  assert.equal(late.assigns[0]?.streamId, 'queued-1', 'first come, first served');
+
+  // Visible: one alert per stream when it starts waiting, one when it is placed, and the gauges.
+  const alertOf = (streamId: string, type: PlacementAlert['type']) =>
+    waitFor(() => placementAlerts.find((a) => a.streamId === streamId && a.type === type), {
+      what: `${type} for ${streamId}`,
+    });
+  assert.equal((await alertOf('queued-1', 'stream_waiting')).waiting, 1);
+  assert.equal((await alertOf('queued-2', 'stream_waiting')).waiting, 2);
+  const placed = await alertOf('queued-1', 'stream_placed');
+  assert.equal(placed.workerId, 'late');
+  assert.ok(placed.waitingMs >= LATE_MS, `waited ${placed.waitingMs} ms`);
+  assert.equal(placed.waiting, 1);
+  assert.equal(await supervisorMetric('supervisor_streams_waiting'), 1);
+  const longest = (await supervisorMetric('supervisor_longest_wait_seconds')) ?? 0;
+  assert.ok(longest >= LATE_MS / 1000, `longest wait ${longest} s`);
+
+  // A stream whose streamer leaves while it waits is no longer waited for.
+  await emit('queued-3', { type: 'started', source, acceptedAt: Date.now() });
+  await alertOf('queued-3', 'stream_waiting');
+  await emit('queued-3', { type: 'ended', reason: 'publisher_stopped', durationMs: 0 });
+  assert.equal((await alertOf('queued-3', 'stream_ended')).waiting, 1);
+
+  // A slot freed (queued-1 ends): the next waiting stream gets it at the heartbeat that shows it free.
+  await emit('queued-1', { type: 'ended', reason: 'publisher_stopped', durationMs: 1000 });
+  await waitFor(() => late.revokes.some((r) => r.streamId === 'queued-1'), { what: 'queued-1 revoked' });
+  const freedAt = Date.now();
+  await waitFor(() => late.assigns.some((a) => a.streamId === 'queued-2'), {
+    timeoutMs: 30_000,
+    what: 'queued-2 placed in the freed slot',
+  });
+  assert.ok(Date.now() - freedAt < 1500, `placed ${Date.now() - freedAt} ms after the slot was freed`);
+  assert.equal((await alertOf('queued-2', 'stream_placed')).waiting, 0);
+  await waitFor(async () => (await supervisorMetric('supervisor_streams_waiting')) === 0, {
+    what: 'nothing waiting',
+  });
+  assert.equal(await supervisorMetric('supervisor_longest_wait_seconds'), 0);
+  assert.equal(await supervisorMetric('supervisor_placement_wait_seconds_count'), 2);
+  assert.equal((await assignment('queued-2'))?.workerId, 'late');
 });
 
 test('no worker yet: the stream waits, and is assigned as soon as one joins', async () => {
@@ -292,6 +377,93 @@ test('ended revokes the worker and keeps the record; the next session continues 
   assert.equal((await assignment('busy'))?.epoch, before.epoch + 1);
 });
 
+test('an ingest the streamer has left changes nothing: its stall and its end are ignored, the new session goes on', async () => {
+  await emit('hop', {
+    type: 'started',
+    sessionId: 'sa',
+    source: { ...source, ingestId: 'ia' },
+    acceptedAt: Date.now(),
+  });
+  const a = await waitFor(
+    async () => {
+      const r = await assignment('hop');
+      return r?.state === 'assigned' ? r : null;
+    },
+    { what: 'the session on ingest ia assigned' },
+  );
+  assert.equal(a.sessionId, 'sa');
+  // The publisher's connection to ingest ia drops; ia waits for a reconnect (its grace) that will not come.
+  await emit('hop', {
+    type: 'source_stalled',
+    sessionId: 'sa',
+    ingestId: 'ia',
+    silentForMs: 100,
+    disconnected: true,
+  });
+  // The streamer comes back through the load balancer on ingest ib: a new session there, a new epoch.
+  await emit('hop', {
+    type: 'started',
+    sessionId: 'sb',
+    source: { ...source, ingestId: 'ib' },
+    acceptedAt: Date.now(),
+  });
+  const b = await waitFor(
+    async () => {
+      const r = await assignment('hop');
+      return r?.sessionId === 'sb' ? r : null;
+    },
+    { what: 'the session on ingest ib assigned' },
+  );
+  assert.equal(b.state, 'assigned');
+  assert.equal(b.epoch, a.epoch + 1);
+  // ia's reports about the session it held, from now on, are stale: a late stall report, then (its reconnect
+  // grace over) its end.
+  await emit('hop', {
+    type: 'source_stalled',
+    sessionId: 'sa',
+    ingestId: 'ia',
+    silentForMs: 600,
+    disconnected: true,
+  });
+  await emit('hop', {
+    type: 'ended',
+    sessionId: 'sa',
+    ingestId: 'ia',
+    reason: 'publisher_left',
+    durationMs: 9000,
+  });
+  // What the supervisor did with it shows either way: the line when it ignores it, the record if it applies it.
+  await waitFor(
+    async () =>
+      supervisorLines.some(
+        (l) => l.includes('a session the stream has left') && l.includes('"ended"') && l.includes('"hop"'),
+      ) || (await assignment('hop'))?.state === 'ended',
+    { what: "the supervisor's decision on ia's ended" },
+  );
+  const after = await assignment('hop');
+  assert.equal(after?.state, 'assigned', 'the live session keeps its assignment');
+  assert.equal(after?.epoch, b.epoch);
+  const worker = workers.find((w) => w.id === b.workerId) as StandIn;
+  assert.equal(worker.running.get('hop'), b.epoch, 'its worker still runs it');
+  assert.ok(!worker.revokes.some((r) => r.streamId === 'hop' && r.epoch === b.epoch));
+  assert.ok(((await supervisorMetric('supervisor_stale_events_total', { type: 'ended' })) ?? 0) >= 1);
+  assert.ok(
+    ((await supervisorMetric('supervisor_stale_events_total', { type: 'source_stalled' })) ?? 0) >= 1,
+  );
+  // The current session's own end still ends the stream.
+  await emit('hop', {
+    type: 'ended',
+    sessionId: 'sb',
+    ingestId: 'ib',
+    reason: 'publisher_stopped',
+    durationMs: 1,
+  });
+  await waitFor(async () => (await assignment('hop'))?.state === 'ended', { what: 'the stream ended' });
+  await waitFor(() => worker.revokes.some((r) => r.streamId === 'hop' && r.epoch === b.epoch), {
+    what: 'its worker told to stop',
+  });
+});
+
 test('a redelivered started (a leader killed before its ack) is offered again at the same epoch, to the same worker', async () => {
   const started = await emit('again', { type: 'started', source, acceptedAt: Date.now() });
   const record = await waitFor(
@@ -354,7 +526,10 @@ test('a worker whose heartbeats stop loses its stream at the deadline (450 ms), 
   );
   const worker = workers.find((w) => w.id === before.workerId) as StandIn;
   const eventsBefore = events.length;
+  // Dead: no more heartbeats, and no answer to offers (until the supervisor's worker timeout passes, the
+  // pool still lists it, and a stream started meanwhile must not land on it).
   clearInterval(worker.timer);
+  worker.refuse = true;
   const stoppedAfter = worker.lastBeatAt;
   const failover = await waitFor(
     () => events.slice(eventsBefore).find((e) => e.type === 'failover' && e.streamId === 'silent'),

@@ -392,13 +392,15 @@ export class LiveStreams implements RtmpHooks {
 
   private emit(
     stream: LiveStream,
-    event: DistributiveOmit<LifecycleEvent, 'id' | 'streamId' | 'sessionId' | 'at'>,
+    event: DistributiveOmit<LifecycleEvent, 'id' | 'streamId' | 'sessionId' | 'ingestId' | 'at'>,
   ): void {
     const full = {
       ...event,
       id: randomUUID(),
       streamId: stream.streamId,
       sessionId: stream.sessionId,
+      // Which ingest speaks: a streamer may have moved on to another one, whose session is the current one.
+      ingestId: this.o.ingestId,
       at: new Date().toISOString(),
     } as LifecycleEvent;
     this.o.metrics.events.inc({ type: full.type });

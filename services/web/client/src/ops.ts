@@ -1,6 +1,7 @@
 // /ops: the fleet at a glance, live from the gateway's /api/fleet event stream: streams with their worker,
-// epoch and health; workers with free slots; recent failovers and moves with their measured times; chat
-// pods with their connections; and the runbook's move and drain as buttons (same NATS endpoints).
+// epoch and health; streams waiting for a worker and for how long; workers with free slots; recent failovers
+// and moves with their measured times; chat pods with their connections; and the runbook's move and drain as
+// buttons (same NATS endpoints).
 import type { FleetFailover, FleetSnapshot } from '../../src/shared/api.js';
 import { loadConfig, postJson, requireSignIn, subscribe } from './api.js';
 import { byId, fill, fmtMs, h, setText } from './dom.js';
@@ -27,6 +28,7 @@ const yes = (b: boolean, yesText: string, noText = '') => (b ? yesText : noText)
 
 function render(f: FleetSnapshot): void {
   setText('updated', new Date(f.at).toLocaleTimeString());
+  const waiting = new Map(f.waiting.map((w) => [w.streamId, w]));
   fill(
     byId('streams-body'),
     ...f.streams.map((s) =>
@@ -35,7 +37,12 @@ function render(f: FleetSnapshot): void {
         { 'data-stream': s.streamId },
         cell(h('a', { href: `/watch/${encodeURIComponent(s.streamId)}` }, s.streamId)),
         cell(`${s.state}${yes(s.sourceStalled, ' (source stalled)')}`),
-        cell(s.workerId ?? '-', s.handoverFrom ? ` (moving from ${s.handoverFrom})` : ''),
+        cell(
+          waiting.has(s.streamId)
+            ? `waiting for a worker (${fmtMs(waiting.get(s.streamId)?.waitingMs)})`
+            : (s.workerId ?? '-'),
+          s.handoverFrom ? ` (moving from ${s.handoverFrom})` : '',
+        ),
         cell(String(s.epoch ?? '-')),
         cell(s.renditions.join(' ')),
         cell(
@@ -103,6 +110,22 @@ function render(f: FleetSnapshot): void {
             'Drain',
           ),
         ),
+      ),
+    ),
+  );
+  // Placed oldest first as slots free up; a long wait means the fleet is short of workers.
+  byId('waiting').hidden = f.waiting.length === 0;
+  setText('waiting-count', String(f.waiting.length));
+  fill(
+    byId('waiting-body'),
+    ...f.waiting.map((w, i) =>
+      h(
+        'tr',
+        { 'data-waiting': w.streamId, 'data-waiting-ms': String(w.waitingMs) },
+        cell(String(i + 1)),
+        cell(w.streamId),
+        cell(new Date(w.since).toLocaleTimeString()),
+        cell(fmtMs(w.waitingMs)),
       ),
     ),
   );

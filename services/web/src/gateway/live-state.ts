@@ -1,18 +1,26 @@
 // What the pages show live, kept in memory from NATS (browsers never talk NATS): each stream's lifecycle
-// state (one ordered consumer over LIVE_EVENTS, starting with the last event of every subject), assignments
-// and chat pods (KV watches), worker heartbeats and source health (core subscriptions). Every message is
-// validated with the contracts' schemas through @live/bus; listeners get state changes, not raw traffic.
+// state (one ordered consumer over LIVE_EVENTS, starting with the last event of every subject), the streams
+// waiting for a worker (another over live.alert.placement.*, the same way), assignments and chat pods (KV
+// watches), worker heartbeats and source health (core subscriptions). Every message is validated with the
+// contracts' schemas through @live/bus; listeners get state changes, not raw traffic.
+// An ingest's `ended` or stall of a session the stream has left (the streamer reconnected to another
+// ingest) does not change what the pages show: only the current session's do.
 import { decode, type KvWatch, subscribeValidated, watchKv } from '@live/bus';
 import {
   type AssignmentRecord,
+  assignedSession,
   assignmentRecord,
   buckets,
   type ChatNodeRecord,
   chatNodeRecord,
+  claimedSession,
   type IngestHealth,
   ingestHealth,
+  isStaleSessionEvent,
   type LifecycleEvent,
   lifecycleEvent,
+  placementAlert,
+  type SessionRef,
   streams,
   subjects,
   type TranscoderHeartbeat,
@@ -21,10 +29,12 @@ import {
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
+import type { z } from 'zod';
 import type {
   FleetFailover,
   FleetSnapshot,
   FleetStream,
+  FleetWaiting,
   SourceHealth,
   StreamState,
   StreamStateName,
@@ -57,6 +67,8 @@ interface StreamEntry {
   lastEvent: string | null;
   lastEventAt: string | null;
   since: number | null;
+  /** The session the last `started` (or reconnect elsewhere) claimed. */
+  session: SessionRef | null;
 }
 
 export interface LiveStateOptions {
@@ -73,13 +85,15 @@ export class LiveState {
   private readonly health = new Map<string, { value: IngestHealth; seenAt: number }>();
   private readonly chatPods = new Map<string, ChatNodeRecord>();
   private readonly failovers: FleetFailover[] = [];
+  /** Streams waiting for a worker: since when (ms since epoch). */
+  private readonly waiting = new Map<string, number>();
   readonly stateListeners = new Listeners<StreamState>();
   readonly healthListeners = new Listeners<SourceHealth>();
   readonly lifecycleListeners = new Listeners<LifecycleEvent>();
   readonly fleetListeners = new Listeners<FleetSnapshot>();
   private subscriptions: Subscription[] = [];
   private watches: KvWatch[] = [];
-  private stopConsumer: (() => Promise<void>) | undefined;
+  private readonly stopConsumers: (() => Promise<void>)[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
   private lastFlushAt = 0;
   private tick: NodeJS.Timeout | undefined;
@@ -148,7 +162,15 @@ export class LiveState {
         },
       }),
     ];
-    await this.followLifecycle();
+    await Promise.all([
+      this.follow(subjects.allStreamEvents, lifecycleEvent, (event) => this.onLifecycle(event)),
+      this.follow(subjects.allPlacementAlerts, placementAlert, (alert) => {
+        if (alert.type === 'stream_waiting') this.waiting.set(alert.streamId, Date.parse(alert.waitingSince));
+        else this.waiting.delete(alert.streamId);
+        this.changed(true);
+      }),
+    ]);
+    this.caughtUp = true;
     await Promise.all([assignmentWatch.initialized, chatWatch.initialized]);
     // Liveness is judged by silence, which no message announces: look again every second.
     this.tick = setInterval(() => this.changed(), 1000).unref();
@@ -159,7 +181,7 @@ export class LiveState {
     clearTimeout(this.flushTimer);
     for (const s of this.subscriptions) s.unsubscribe();
     for (const w of this.watches) w.stop();
-    await this.stopConsumer?.();
+    await Promise.all(this.stopConsumers.map((stop) => stop()));
   }
 
   streamState(streamId: string): StreamState {
@@ -180,15 +202,19 @@ export class LiveState {
   }
 
   /**
-   * One ordered consumer for the whole process: the last event of each subject first (so a page opened
-   * long after `started` still knows the stream is live), then every new one. It is caught up when the
-   * server says nothing is pending.
+   * One ordered consumer per kind for the whole process: the last message of each subject first (so a page
+   * opened long after `started` still knows the stream is live, or that it waits for a worker), then every
+   * new one. Resolves once caught up: when the server says nothing is pending.
    */
-  private async followLifecycle(): Promise<void> {
+  private async follow<S extends z.ZodType>(
+    subject: string,
+    schema: S,
+    apply: (value: z.output<S>) => void,
+  ): Promise<void> {
     const { nc, logger } = this.options;
     const js = jetstream(nc);
     const consumer = await js.consumers.get(streams.events, {
-      filter_subjects: subjects.allStreamEvents,
+      filter_subjects: subject,
       deliver_policy: DeliverPolicy.LastPerSubject,
     });
     const info = await consumer.info(true);
@@ -198,21 +224,20 @@ export class LiveState {
     });
     if (info.num_pending === 0) markCaughtUp();
     const messages = await consumer.consume();
-    this.stopConsumer = async () => {
+    this.stopConsumers.push(async () => {
       await messages.close();
-    };
+    });
     void (async () => {
       for await (const m of messages) {
-        const decoded = decode(lifecycleEvent, m.data);
-        if (decoded.ok) this.onLifecycle(decoded.value);
-        else logger.warn({ subject: m.subject, reason: decoded.reason }, 'invalid lifecycle event skipped');
+        const decoded = decode(schema, m.data);
+        if (decoded.ok) apply(decoded.value);
+        else logger.warn({ subject: m.subject, reason: decoded.reason }, 'invalid event skipped');
         if (m.info.pending === 0) markCaughtUp();
       }
     })().catch((error: unknown) =>
-      logger.error({ err: (error as Error).message }, 'lifecycle consumer stopped'),
+      logger.error({ err: (error as Error).message, subject }, 'event consumer stopped'),
     );
     await caughtUp;
-    this.caughtUp = true;
   }
 
   private onLifecycle(event: LifecycleEvent): void {
@@ -222,7 +247,17 @@ export class LiveState {
       lastEvent: null,
       lastEventAt: null,
       since: null,
+      session: null,
     };
+    const record = this.assignments.get(event.streamId);
+    const current = entry.session ?? (record ? assignedSession(record) : null);
+    if (isStaleSessionEvent(current, event)) {
+      // Still in the studio's event log (it is what LIVE_EVENTS holds), but the stream's state stays.
+      this.lifecycleListeners.emit(event.streamId, event);
+      return;
+    }
+    const claim = claimedSession(event);
+    if (claim) entry.session = claim;
     const at = Date.parse(event.at);
     if (event.type === 'started') {
       entry.state = 'live';
@@ -351,6 +386,15 @@ export class LiveState {
         }))
         .sort((a, b) => a.podId.localeCompare(b.podId)),
       failovers: [...this.failovers],
+      waiting: [...this.waiting]
+        .filter(([streamId, since]) => {
+          // An assignment written since the wait began settles it even without its `stream_placed` (a
+          // leader that died between placing the stream and saying so: the next one only confirms it).
+          const a = this.assignments.get(streamId);
+          return !(a?.state === 'assigned' && Date.parse(a.assignedAt) >= since);
+        })
+        .sort((a, b) => a[1] - b[1])
+        .map(([streamId, since]): FleetWaiting => ({ streamId, since, waitingMs: Math.max(0, now - since) })),
     };
   }
 }

@@ -129,6 +129,14 @@ export interface FleetFailover {
   gapless: boolean | null;
 }
 
+/** A stream waiting for a transcoder worker with a free slot (live.alert.placement.<streamId>). */
+export interface FleetWaiting {
+  streamId: string;
+  /** ms since epoch. */
+  since: number;
+  waitingMs: number;
+}
+
 /** SSE `fleet` on /api/fleet (admin). */
 export interface FleetSnapshot {
   at: number;
@@ -136,6 +144,8 @@ export interface FleetSnapshot {
   workers: FleetWorker[];
   chatPods: FleetChatPod[];
   failovers: FleetFailover[];
+  /** Longest-waiting first (the order they are placed in). */
+  waiting: FleetWaiting[];
 }
 
 /** SSE `lifecycle` on /api/studio/events (admin): the stream's lifecycle events as stored in LIVE_EVENTS. */
