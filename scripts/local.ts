@@ -6,8 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { bytes, decode, text } from '@live/bus';
-import { createKeyReply, lifecycleEvent, revokeKeyReply, subjects } from '@live/contracts';
+import { bytes, decode, publishCore, text } from '@live/bus';
+import { createKeyReply, lifecycleEvent, localProcesses, revokeKeyReply, subjects } from '@live/contracts';
 import {
   type Child,
   defaultPorts,
@@ -124,6 +124,16 @@ async function main(): Promise<void> {
   });
   const created = decode(createKeyReply, reply.data);
   if (!created.ok) throw new Error(`could not create the demo key: ${text(reply.data)}`);
+
+  // The process table, every second, for the ops page (restarts, back-off): what kubectl shows on GKE.
+  const publishProcesses = () =>
+    publishCore(nc, localProcesses, subjects.localProcesses, {
+      profile,
+      at: Date.now(),
+      processes: (platform as LocalPlatform).processes.map((p) => ({ ...p.process.status(), kind: p.kind })),
+    });
+  publishProcesses();
+  setInterval(publishProcesses, 1000).unref();
 
   // Show the lifecycle as it happens, so a newcomer sees the platform react.
   nc.subscribe(subjects.allStreamEvents, {

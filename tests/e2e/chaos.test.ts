@@ -84,5 +84,5 @@ test('one fault of each kind on the fleet: no ENDLIST, nothing backwards or lost
     report.faults.publisher.reconnectToSegmentMs?.max !== null,
     `a new epoch listed after the reconnect\n${context}`,
   );
-  assert.ok(report.chat['chaos-1']?.acked ?? 0 > 0, 'chat messages were acknowledged');
+  assert.ok((report.chat['chaos-1']?.acked ?? 0) > 0, 'chat messages were acknowledged');
 });

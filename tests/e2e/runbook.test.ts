@@ -168,8 +168,10 @@ async function run(command: string): Promise<string> {
   if (group === 'sub') {
     const subject = args[1] as string;
     assert.ok(known(subject), `${command}: a platform subject`);
-    // Subjects with traffic while a stream is live: wait for a message. Others: the subscription works.
-    const busy = /^live\.(health|media|part|ll\.watch)\./.test(subject);
+    // Subjects with traffic while a stream is live: wait for a message. Others: the subscription works
+    // (live.health.local too: only `npm start`'s runner publishes it, and this platform has none).
+    const busy =
+      /^live\.(health|media|part|ll\.watch)\./.test(subject) && subject !== subjects.localProcesses;
     // Parts (and the origins' watch) flow only while someone watches the stream in LL: the runbook's curl
     // of the LL playlist, done here.
     if (/^live\.(part|ll\.watch)\./.test(subject))

@@ -5,5 +5,6 @@ export * from './events.js';
 export * from './health.js';
 export * from './jetstream.js';
 export * from './kv.js';
+export * from './local.js';
 export * from './media.js';
 export * from './subjects.js';

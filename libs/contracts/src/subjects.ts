@@ -102,6 +102,8 @@ export const subjects = {
   allAlerts: 'live.alert.>',
   allTranscoderHealth: 'live.health.transcoder.*',
   allOriginHealth: 'live.health.origin.*',
+  /** live.health.local: the local runner's process table (`npm start`), core NATS, every second. */
+  localProcesses: 'live.health.local',
 } as const;
 
 /** JetStream stream names. */

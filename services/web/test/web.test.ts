@@ -5,8 +5,15 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { decode } from '@live/bus';
-import { buckets, type LifecycleEventOf, segmentEvent, subjects, workerRecord } from '@live/contracts';
+import { decode, publishCore } from '@live/bus';
+import {
+  buckets,
+  type LifecycleEventOf,
+  localProcesses,
+  segmentEvent,
+  subjects,
+  workerRecord,
+} from '@live/contracts';
 import {
   type Child,
   type MalformedResult,
@@ -528,6 +535,51 @@ test('ops: the Move button moves the stream make-before-break (live.ctl.stream.m
   );
   assert.equal(after.stalls - before.stalls, 0, 'no stall through a planned move');
   await ops.page.screenshot({ path: join(SHOTS, 'ops-after-move.png') });
+});
+
+test("ops: the local runner's processes (live.health.local) with their restarts and back-off; none once it stops", async () => {
+  const ops = others.at(-1) as Person;
+  const table = (restarts: number) => ({
+    profile: 'fleet' as const,
+    at: Date.now(),
+    processes: [
+      {
+        name: 'ingest-1',
+        kind: 'ingest',
+        pid: 4242,
+        state: 'running' as const,
+        restarts: 0,
+        startedAt: Date.now() - 60_000,
+        lastExit: null,
+      },
+      {
+        name: 'transcoder-2',
+        kind: 'transcoder',
+        pid: null,
+        state: 'backoff' as const,
+        restarts,
+        startedAt: Date.now() - 5000,
+        lastExit: { code: null, signal: 'SIGKILL', at: Date.now() - 300 },
+      },
+    ],
+  });
+  // What npm start's runner publishes every second.
+  const beat = setInterval(
+    () => publishCore(platform.nc, localProcesses, subjects.localProcesses, table(2)),
+    250,
+  );
+  try {
+    await ops.page.waitForSelector('#processes-body tr[data-process="transcoder-2"][data-restarts="2"]');
+    assert.match(
+      (await ops.page.textContent('#processes-body tr[data-process="transcoder-2"]')) ?? '',
+      /restarting \(back-off\).*SIGKILL/,
+    );
+    assert.equal((await ops.page.textContent('#restarts-total'))?.trim(), '2');
+  } finally {
+    clearInterval(beat);
+  }
+  // A runner that stopped publishing is not shown (LOCAL_PROCESSES_STALE_MS, 5 s).
+  await ops.page.waitForSelector('#processes', { state: 'hidden', timeout: 15_000 });
 });
 
 test('studio: sign in, a new key shown once, live status, the health chart moves, an OBS warning; ended and offline pages', async () => {

@@ -129,6 +129,32 @@ function render(f: FleetSnapshot): void {
       ),
     ),
   );
+  // The local runner's processes (npm start only): restarts and back-off, as kubectl shows them on GKE.
+  byId('processes').hidden = f.processes.length === 0;
+  setText('restarts-total', String(f.processes.reduce((n, p) => n + p.restarts, 0)));
+  fill(
+    byId('processes-body'),
+    ...f.processes.map((p) =>
+      h(
+        'tr',
+        {
+          'data-process': p.name,
+          'data-restarts': String(p.restarts),
+          class: p.state === 'running' ? '' : 'bad',
+        },
+        cell(p.name),
+        cell(p.state === 'backoff' ? 'restarting (back-off)' : p.state),
+        cell(p.pid === null ? '-' : String(p.pid)),
+        cell(fmtMs(p.upMs)),
+        cell(String(p.restarts)),
+        cell(
+          p.lastExit
+            ? `${p.lastExit.signal ?? `code ${p.lastExit.code}`}, ${fmtMs(p.lastExit.agoMs)} ago`
+            : '-',
+        ),
+      ),
+    ),
+  );
   const now = Date.now();
   fill(
     byId('failovers-body'),

@@ -18,7 +18,9 @@ import {
   ingestHealth,
   isStaleSessionEvent,
   type LifecycleEvent,
+  type LocalProcesses,
   lifecycleEvent,
+  localProcesses,
   placementAlert,
   type SessionRef,
   streams,
@@ -32,6 +34,7 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type {
   FleetFailover,
+  FleetProcess,
   FleetSnapshot,
   FleetStream,
   FleetWaiting,
@@ -45,6 +48,8 @@ import { Listeners } from './listeners.js';
 const WORKER_ALIVE_MS = 1500;
 /** ...and dropped from the view after this long (a worker that went away for good). */
 const WORKER_FORGET_MS = 60_000;
+/** The local runner publishes its process table every second: older than this, it is not running. */
+const LOCAL_PROCESSES_STALE_MS = 5000;
 /** A chat pod reports every second; three missed reports and it is dead (as the pods themselves judge). */
 const CHAT_POD_ALIVE_MS = 3500;
 const FAILOVERS_KEPT = 20;
@@ -85,6 +90,8 @@ export class LiveState {
   private readonly health = new Map<string, { value: IngestHealth; seenAt: number }>();
   private readonly chatPods = new Map<string, ChatNodeRecord>();
   private readonly failovers: FleetFailover[] = [];
+  /** The local runner's last process table (npm start), and when it came. */
+  private localProcesses: { value: LocalProcesses; seenAt: number } | undefined;
   /** Streams waiting for a worker: since when (ms since epoch). */
   private readonly waiting = new Map<string, number>();
   readonly stateListeners = new Listeners<StreamState>();
@@ -146,6 +153,17 @@ export class LiveState {
         name: 'web-heartbeats',
         handler: (beat) => {
           this.workers.set(beat.workerId, { beat, seenAt: Date.now() });
+          this.changed();
+        },
+      }),
+      subscribeValidated({
+        nc,
+        logger,
+        subject: subjects.localProcesses,
+        schema: localProcesses,
+        name: 'web-local-processes',
+        handler: (value) => {
+          this.localProcesses = { value, seenAt: Date.now() };
           this.changed();
         },
       }),
@@ -395,6 +413,27 @@ export class LiveState {
         })
         .sort((a, b) => a[1] - b[1])
         .map(([streamId, since]): FleetWaiting => ({ streamId, since, waitingMs: Math.max(0, now - since) })),
+      // A runner that stopped publishing (stopped, or this is Kubernetes) shows nothing rather than old news.
+      processes:
+        this.localProcesses && now - this.localProcesses.seenAt <= LOCAL_PROCESSES_STALE_MS
+          ? this.localProcesses.value.processes.map(
+              (p): FleetProcess => ({
+                name: p.name,
+                kind: p.kind,
+                pid: p.pid,
+                state: p.state,
+                restarts: p.restarts,
+                upMs: p.state === 'running' ? Math.max(0, now - p.startedAt) : null,
+                lastExit: p.lastExit
+                  ? {
+                      code: p.lastExit.code,
+                      signal: p.lastExit.signal,
+                      agoMs: Math.max(0, now - p.lastExit.at),
+                    }
+                  : null,
+              }),
+            )
+          : [],
     };
   }
 }

@@ -146,6 +146,24 @@ export interface FleetSnapshot {
   failovers: FleetFailover[];
   /** Longest-waiting first (the order they are placed in). */
   waiting: FleetWaiting[];
+  /**
+   * The local runner's processes (`npm start`, live.health.local), while it publishes them; empty on
+   * Kubernetes, where `kubectl get pods` shows restarts.
+   */
+  processes: FleetProcess[];
+}
+
+/** A process of the local runner: its state and how often it was restarted. */
+export interface FleetProcess {
+  name: string;
+  kind: string;
+  pid: number | null;
+  state: 'running' | 'backoff' | 'stopped';
+  restarts: number;
+  /** How long its current run has lasted (ms), null while it waits to be started again. */
+  upMs: number | null;
+  /** Its last exit: the code or signal, and how long ago (ms). */
+  lastExit: { code: number | null; signal: string | null; agoMs: number } | null;
 }
 
 /** SSE `lifecycle` on /api/studio/events (admin): the stream's lifecycle events as stored in LIVE_EVENTS. */
