@@ -22,6 +22,7 @@ import {
   freeLocalPorts,
   startLocalPlatform,
 } from '@live/testing';
+import { TEST_LADDER } from '../tests/e2e/platform.js';
 import { writeJson } from './lib.js';
 
 const { values } = parseArgs({
@@ -45,11 +46,9 @@ const platform = await startLocalPlatform({
   ports: await freeLocalPorts('fleet'),
   dataDir,
   chatTokenSecret: 'chaos-bench-chat-secret-0123456789abcdef',
-  // Two renditions from a 640x360 source at x264 ultrafast: three streams and the fleet fit two cores.
-  ladder: [
-    { name: '360p', width: 640, height: 360, fps: 30, videoKbps: 600, audioKbps: 64 },
-    { name: '240p', width: 426, height: 240, fps: 30, videoKbps: 300, audioKbps: 64 },
-  ],
+  // Two renditions (360p, 240p) from a 640x360 source at x264 ultrafast: three streams and the fleet fit two
+  // cores.
+  ladder: TEST_LADDER,
   preset: 'ultrafast',
   buildPages: 'if-missing',
   env: { LOG_LEVEL: 'warn' },

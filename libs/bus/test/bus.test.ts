@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { lifecycleEvent, streams, subjects } from '@live/contracts';
 import { createLogger } from '@live/log';
-import { type NatsServer, startNatsCluster, startNatsServer, waitFor } from '@live/testing';
+import { type NatsServer, startedEvent, startNatsCluster, startNatsServer, waitFor } from '@live/testing';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -34,30 +34,7 @@ after(async () => {
   await server?.dispose();
 });
 
-const started = (id: string, streamId = 'dlqtest') => ({
-  id,
-  type: 'started' as const,
-  streamId,
-  sessionId: 's1',
-  at: new Date().toISOString(),
-  acceptedAt: Date.now(),
-  source: {
-    url: 'rtmp://127.0.0.1:1/src/x',
-    video: {
-      codec: 'h264' as const,
-      profile: 'High',
-      level: 31,
-      width: 640,
-      height: 360,
-      fps: 30,
-      chromaFormat: 1,
-      bitDepth: 8,
-    },
-    audio: null,
-    announcedKbps: 0,
-    ingestId: 'i1',
-  },
-});
+const started = (id: string, streamId = 'dlqtest') => startedEvent(id, streamId);
 
 test('provisioning is idempotent and creates every stream and bucket', async () => {
   await provision(nc, logger);

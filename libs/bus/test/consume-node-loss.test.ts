@@ -5,36 +5,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { lifecycleEvent, streams, subjects } from '@live/contracts';
 import { createLogger } from '@live/log';
-import { startNatsCluster, waitFor } from '@live/testing';
+import { startedEvent, startNatsCluster, waitFor } from '@live/testing';
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connectBus, consume, OrderedPublisher, provision } from '../src/index.js';
 
 const logger = createLogger({ service: 'consume-node-loss-test', level: 'fatal' });
 
-const started = (id: string) => ({
-  id,
-  type: 'started' as const,
-  streamId: 'nodeloss',
-  sessionId: 's1',
-  at: new Date().toISOString(),
-  acceptedAt: Date.now(),
-  source: {
-    url: 'rtmp://127.0.0.1:1/src/x',
-    video: {
-      codec: 'h264' as const,
-      profile: 'High',
-      level: 31,
-      width: 640,
-      height: 360,
-      fps: 30,
-      chromaFormat: 1,
-      bitDepth: 8,
-    },
-    audio: null,
-    announcedKbps: 0,
-    ingestId: 'i1',
-  },
-});
+const started = (id: string) => startedEvent(id, 'nodeloss');
 
 test('a durable consumer keeps receiving after the node leading it is killed', {
   timeout: 90_000,

@@ -5,6 +5,7 @@ export * from './chaos-actors.js';
 export * from './chaos-report.js';
 export * from './chat.js';
 export * from './ffmpeg.js';
+export * from './fixtures.js';
 export * from './gcs-emulator.js';
 export * from './llhls.js';
 export * from './local-platform.js';

@@ -17,7 +17,7 @@ import {
 } from '@live/contracts';
 import { createLogger } from '@live/log';
 import { LocalStorage } from '@live/storage';
-import { type NatsServer, startNatsServer, waitFor } from '@live/testing';
+import { type NatsServer, startNatsServer, testSource, waitFor } from '@live/testing';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { parse } from 'hls-parser';
@@ -36,27 +36,11 @@ let packager: Packager;
 const lines: string[] = [];
 const staleEnds = new Counter({ name: 'stale_ends', help: 'test', registers: [] });
 
-const source = (ingestId: string) => ({
-  url: `rtmp://${ingestId}:1935/src/s?token=t`,
-  video: {
-    codec: 'h264' as const,
-    profile: 'High',
-    level: 3.1,
-    width: 640,
-    height: 360,
-    fps: 30,
-    chromaFormat: 1,
-    bitDepth: 8,
-  },
-  audio: null,
-  announcedKbps: 800,
-  ingestId,
-});
 let n = 0;
 const event = (streamId: string, e: Record<string, unknown>) =>
   ({ id: `e${++n}`, streamId, at: new Date().toISOString(), ...e }) as LifecycleEvent;
 const started = (streamId: string, sessionId: string, ingestId: string) =>
-  event(streamId, { type: 'started', sessionId, source: source(ingestId), acceptedAt: Date.now() });
+  event(streamId, { type: 'started', sessionId, source: testSource(ingestId), acceptedAt: Date.now() });
 const ended = (streamId: string, sessionId: string, ingestId: string) =>
   event(streamId, { type: 'ended', sessionId, ingestId, reason: 'publisher_left', durationMs: 9000 });
 function segment(streamId: string, epoch: number, sequence: number, kind: 'init' | 'media'): SegmentEvent {
@@ -98,7 +82,7 @@ before(async () => {
     streamId: 'told',
     workerId: 'w2',
     epoch: 2,
-    source: source('ib'),
+    source: testSource('ib'),
     ladder: [rendition],
     assignedAt: new Date().toISOString(),
     state: 'assigned',
