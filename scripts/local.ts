@@ -9,13 +9,12 @@ import { parseArgs } from 'node:util';
 import { bytes, decode, publishCore, text } from '@live/bus';
 import { createKeyReply, lifecycleEvent, localProcesses, revokeKeyReply, subjects } from '@live/contracts';
 import {
-  type Child,
   defaultPorts,
   type LocalPlatform,
+  ObsPublisher,
   type Profile,
   repoRoot,
   startLocalPlatform,
-  startPublisher,
 } from '@live/testing';
 import { connect } from '@nats-io/transport-node';
 
@@ -43,7 +42,7 @@ const ports = defaultPorts(profile);
 // The fleet keeps its own NATS stores and media: its streams and buckets are R3, the single server's R1.
 const dataDir = join(repoRoot, '.data', ...(args.fleet ? ['fleet'] : []));
 let platform: LocalPlatform | undefined;
-let demo: Child | undefined;
+let demo: ObsPublisher | undefined;
 
 const colors: Record<string, string> = {
   nats: '35',
@@ -95,7 +94,7 @@ let stopping = false;
 async function stop(code = 0): Promise<void> {
   if (stopping) return;
   stopping = true;
-  await demo?.stop('SIGTERM', 2000);
+  await demo?.stop();
   await platform?.stop();
   process.exit(code);
 }
@@ -152,13 +151,12 @@ async function main(): Promise<void> {
   });
 
   if (args.demo) {
-    const publisher = startPublisher({
-      url: `rtmp://127.0.0.1:${ports.rtmp}/live/${created.value.streamKey}`,
+    // Like OBS: when its connection drops (an ingest killed), it publishes again 2 s later, through the
+    // balancer in the fleet profile.
+    demo = new ObsPublisher(`rtmp://127.0.0.1:${ports.rtmp}/live/${created.value.streamKey}`, {
+      width: 640,
+      height: 360,
     });
-    demo = publisher;
-    void publisher.exited.then(
-      () => !stopping && print('demo', `publisher exited: ${publisher.tail().slice(-3).join(' | ')}`),
-    );
   }
 
   console.log(`
