@@ -159,9 +159,13 @@ export class ChaosRun {
     const now = Date.now();
     for (const s of this.streams) {
       const live = s.publisher.liveSince();
-      const stale = now - s.hls.watch.lastNewAt > UNTRANSCODED_MS;
+      // Transcoded media shows as a new HLS segment or a new LL-HLS part (parts come from the worker over core
+      // NATS, so they go on while a JetStream election holds the HLS playlists: that is a gap, counted there).
+      const lastMediaAt = Math.max(s.hls.watch.lastNewAt, s.ll.watch.lastNewAt);
+      const stale = now - lastMediaAt > UNTRANSCODED_MS;
       if (live !== null && now - live > UNTRANSCODED_MS && stale) {
-        if (s.untranscodedSince === null) this.violation('untranscoded', `${s.id}: no new segment for 10 s`);
+        if (s.untranscodedSince === null)
+          this.violation('untranscoded', `${s.id}: no new segment or part for 10 s`);
         s.untranscodedSince ??= now;
       } else if (!stale) s.untranscodedSince = null;
     }
