@@ -32,8 +32,11 @@ export interface ChaosReport {
     {
       count: number;
       targets: string[];
-      /** Each fault's target and the gaps in its window, in order. */
-      each: { target: string; segmentGapMs: number; partGapMs: number }[];
+      /**
+       * Each fault's target and the gap at it, in order; null where every stream was still in a gap an earlier
+       * fault opened (not counted in the statistics).
+       */
+      each: { target: string; segmentGapMs: number | null; partGapMs: number | null }[];
       segmentGapMs: GapStats;
       partGapMs: GapStats;
       reconnectToSegmentMs?: GapStats;
@@ -68,7 +71,10 @@ export function formatChaosReport(r: ChaosReport): string {
       const byService = new Map<string, string[]>();
       for (const f of r.faults[kind].each) {
         const service = f.target.replace(/-\d+$/, '');
-        byService.set(service, [...(byService.get(service) ?? []), `${f.segmentGapMs}/${f.partGapMs}`]);
+        byService.set(service, [
+          ...(byService.get(service) ?? []),
+          `${f.segmentGapMs ?? 'overlapped'}/${f.partGapMs ?? 'overlapped'}`,
+        ]);
       }
       return [...byService].map(([service, gaps]) => `  ${kind} ${service}: ${gaps.join(', ')}`);
     }),

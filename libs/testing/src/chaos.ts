@@ -31,8 +31,6 @@ export interface Fault {
   kind: FaultKind;
   target: string;
   at: number;
-  /** The end of the fault's effect window: the next fault, or the end of the run. */
-  until?: number;
   /** Publisher cuts: the stream. */
   streamId?: string;
 }
@@ -228,9 +226,7 @@ export class ChaosRun {
 
   /** Injects one fault; returns once it has been done (a stop: after SIGCONT). */
   async inject(kind: FaultKind, service?: Exclude<ServiceKind, 'nats'>, leader?: boolean): Promise<Fault> {
-    const previous = this.faults.at(-1);
     const fault: Fault = { kind, target: '', at: Date.now() };
-    if (previous) previous.until = fault.at;
     this.faults.push(fault);
     if (kind === 'kill' || kind === 'stop') {
       const p = await this.target(service, leader);
@@ -281,8 +277,6 @@ export class ChaosRun {
   /** Ends the run: chat stops sending, every acked message must reach every member; viewers stop. */
   async finish(): Promise<ChaosReport> {
     const end = Date.now();
-    const last = this.faults.at(-1);
-    if (last) last.until = end;
     for (const s of this.streams) for (const m of s.chat) m.quiet();
     for (const s of this.streams) {
       const acked = new Set(s.chat.flatMap((m) => m.acked));
@@ -317,15 +311,19 @@ export class ChaosRun {
   }
 
   private report(end: number): ChaosReport {
-    const gapIn = (fault: Fault, watch: 'hls' | 'll'): number =>
-      Math.max(
-        0,
-        ...this.streams.flatMap((s) =>
-          s[watch].watch.news
-            .filter((n) => n.at > fault.at && n.at - n.gapMs < (fault.until ?? end))
-            .map((n) => n.gapMs),
-        ),
-      );
+    // The gap viewers see at a fault: per stream, the stretch with no new media that contains the fault's
+    // moment, from the last segment (or part) before it to the first after; the worst stream counts. A stretch
+    // that began before the previous fault is that fault's (faults come every 10-20 s, a stall can be longer):
+    // not counted again.
+    const gapAt = (fault: Fault, watch: 'hls' | 'll'): number | null => {
+      const previous = this.faults[this.faults.indexOf(fault) - 1];
+      const gaps = this.streams.flatMap((s) => {
+        const next = s[watch].watch.news.find((n) => n.at > fault.at);
+        if (!next || (previous && next.at - next.gapMs <= previous.at)) return [];
+        return [next.gapMs];
+      });
+      return gaps.length > 0 ? Math.max(...gaps) : null;
+    };
     const reconnectToSegment = (fault: Fault): number | null => {
       const s = this.streams.find((x) => x.id === fault.streamId);
       const back = s?.publisher.reconnects.find((t) => t > fault.at);
@@ -337,8 +335,9 @@ export class ChaosRun {
     const byKind = Object.fromEntries(
       FAULT_KINDS.map((kind) => {
         const faults = this.faults.filter((f) => f.kind === kind);
-        const seg = faults.map((f) => gapIn(f, 'hls'));
-        const part = faults.map((f) => gapIn(f, 'll'));
+        const seg = faults.map((f) => gapAt(f, 'hls'));
+        const part = faults.map((f) => gapAt(f, 'll'));
+        const measured = (v: (number | null)[]) => v.filter((x): x is number => x !== null);
         const reconnect = faults.map(reconnectToSegment).filter((v): v is number => v !== null);
         const stats = (v: number[]) => ({
           p50: quantile(v, 0.5),
@@ -355,8 +354,8 @@ export class ChaosRun {
               segmentGapMs: seg[i] ?? 0,
               partGapMs: part[i] ?? 0,
             })),
-            segmentGapMs: stats(seg),
-            partGapMs: stats(part),
+            segmentGapMs: stats(measured(seg)),
+            partGapMs: stats(measured(part)),
             ...(kind === 'publisher' ? { reconnectToSegmentMs: stats(reconnect) } : {}),
           },
         ];
