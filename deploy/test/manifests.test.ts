@@ -551,6 +551,8 @@ test('every live.* subject in the NATS permissions matches subjects the contract
     subjects.transcoderHealth('w'),
     subjects.deadLetter(subjects.mediaSegment('s')),
     subjects.standbyAlert,
+    subjects.placementAlert('s'),
+    subjects.localProcesses,
     subjects.chatRoom('r'),
     subjects.chatReview('r'),
     ...Object.values(subjects.ctl).map((v) => (typeof v === 'string' ? v : v('w'))),
