@@ -97,9 +97,25 @@ function ensureWebPages(): void {
   if (built.status !== 0) throw new Error('vite build of services/web failed');
 }
 
+/**
+ * Starts the platform. If any part fails to start, what was started is stopped before the error is thrown:
+ * a test whose `before` failed has no platform to stop, and a process left running would keep the test
+ * runner from ever exiting.
+ */
 export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
+  const undo: (() => Promise<unknown>)[] = [];
+  try {
+    return await launch(options, undo);
+  } catch (error) {
+    for (const step of undo.reverse()) await step().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function launch(options: PlatformOptions, undo: (() => Promise<unknown>)[]): Promise<Platform> {
   const logger = createLogger({ service: 'e2e', level: 'fatal' });
   const nats = await startNatsServer('test', options.natsConfig);
+  undo.push(() => nats.dispose());
   const nc = await connectBus({
     servers: [nats.url],
     name: 'e2e',
@@ -107,6 +123,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     user: options.testUser?.user,
     pass: options.testUser?.pass,
   });
+  undo.push(() => nc.close());
   const mediaDir = mkdtempSync(join(tmpdir(), 'media-'));
   const workDir = mkdtempSync(join(tmpdir(), 'transcode-'));
   const events: LifecycleEvent[] = [];
@@ -143,6 +160,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       env: { ...common, [opsVar]: String(opsPort), ...options.serviceEnv?.[service], ...env },
       onLine: collect(service),
     });
+    undo.push(() => child.stop('SIGKILL'));
     opsPorts.set(child, opsPort);
     return child;
   };

@@ -180,11 +180,29 @@ export function buildWebPages(when: 'always' | 'if-missing'): void {
 const readyUrl = (port: number) => `http://127.0.0.1:${port}/readyz`;
 const natsReadyUrl = (port: number) => `http://127.0.0.1:${port}/healthz?js-enabled-only=true`;
 
+/**
+ * Starts every process (and, in the fleet profile, the balancers). If a step fails, what was started is
+ * stopped before the error is thrown: a restarting process left behind would outlive its caller.
+ */
 export async function startLocalPlatform(options: LocalPlatformOptions): Promise<LocalPlatform> {
-  const { profile, ports, dataDir, onLine } = options;
-  const fleet = profile === 'fleet';
   const processes: LocalProcess[] = [];
   const balancers: Balancer[] = [];
+  try {
+    return await launch(options, processes, balancers);
+  } catch (error) {
+    await Promise.all(balancers.map((b) => b.close()));
+    await Promise.all(processes.map((p) => p.process.stop('SIGKILL')));
+    throw error;
+  }
+}
+
+async function launch(
+  options: LocalPlatformOptions,
+  processes: LocalProcess[],
+  balancers: Balancer[],
+): Promise<LocalPlatform> {
+  const { profile, ports, dataDir, onLine } = options;
+  const fleet = profile === 'fleet';
   const natsUrls = ports.nats.map((n) => `nats://127.0.0.1:${n.client}`);
   const say = (line: string) => onLine('local', line);
 
