@@ -550,9 +550,16 @@ test('a worker whose heartbeats stop loses its stream at the deadline (450 ms), 
 
 test('a failed transcode whose source no ingest holds any more is not retried; the stream ends (ingest_lost)', async () => {
   await emit('orphan', { type: 'started', source, acceptedAt: Date.now() });
-  await waitFor(async () => (await assignment('orphan'))?.state === 'assigned', { what: 'an assignment' });
-  const before = await assignment('orphan');
-  assert.ok(before);
+  // Settled on a worker that takes it: an offer to the previous test's dead worker (still in the pool until
+  // the worker timeout) is refused and the next offer is a new epoch, which is not a retry.
+  const before = await waitFor(
+    async () => {
+      const record = await assignment('orphan');
+      const taker = workers.find((w) => w.id === record?.workerId);
+      return record?.state === 'assigned' && taker && !taker.refuse ? record : null;
+    },
+    { what: 'an assignment to a worker that takes it' },
+  );
   // The ingest holding it dies: its health reports stop, and ffmpeg fails on the dead source.
   heldSources.delete('orphan');
   // The supervisor counts a source as held while it was heard of within the last second.
