@@ -1,17 +1,16 @@
 // The whole platform for end-to-end tests: a real nats-server and every service as its own process on
 // free ports, local storage in a temp folder, and helpers to read playlists through the HTTP origin.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bytes, connectBus, decode } from '@live/bus';
 import { createKeyReply, type LifecycleEvent, lifecycleEvent, subjects } from '@live/contracts';
 import { createLogger } from '@live/log';
 import {
+  buildWebPages,
   type Child,
   freePort,
   type NatsServer,
-  repoRoot,
   startNatsServer,
   startServiceProcess,
   waitFor,
@@ -86,16 +85,6 @@ export interface PlatformOptions {
 export const CHAT_TEST_SECRET = 'e2e-chat-token-secret-0123456789abcdef';
 /** The web service's admin token in e2e runs (production mode: WEB_AUTH=token). */
 export const WEB_TEST_ADMIN_TOKEN = 'e2e-web-admin-token-0123456789abcdef';
-
-/** The web service serves the pages Vite built; build them once if this checkout has none yet. */
-function ensureWebPages(): void {
-  if (existsSync(join(repoRoot, 'services/web/dist/public/watch.html'))) return;
-  const built = spawnSync('npm', ['run', 'build:pages', '-w', '@live/web', '--silent'], {
-    cwd: repoRoot,
-    stdio: 'inherit',
-  });
-  if (built.status !== 0) throw new Error('vite build of services/web failed');
-}
 
 /**
  * Starts the platform. If any part fails to start, what was started is stopped before the error is thrown:
@@ -209,7 +198,8 @@ async function launch(options: PlatformOptions, undo: (() => Promise<unknown>)[]
     : undefined;
   const webPort = await freePort();
   const packager = await startPackager();
-  if (options.web) ensureWebPages();
+  // The web service serves the pages Vite built: built once if this checkout has none yet.
+  if (options.web) buildWebPages('if-missing');
   const web = options.web
     ? await start('web', {
         WEB_PORT: String(webPort),

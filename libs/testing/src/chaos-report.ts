@@ -51,6 +51,8 @@ export interface ChaosReport {
   publisherDrops: Record<string, number>;
   chat: Record<string, { acked: number; reconnects: number; gaps: number }>;
   playlistReads: number;
+  /** Viewer requests (playlists, segments, parts) that failed or were refused: what players would retry. */
+  playlistErrors: number;
 }
 
 /** The report as a table a person reads. */
@@ -92,6 +94,7 @@ export function formatChaosReport(r: ChaosReport): string {
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}`,
     `publisher drops: ${JSON.stringify(r.publisherDrops)}; chat: ${JSON.stringify(r.chat)}`,
+    `viewer requests: ${r.playlistReads} playlists read, ${r.playlistErrors} requests failed`,
     ...r.violations.map((v) => `violation: ${v}`),
   ].join('\n');
 }

@@ -386,6 +386,7 @@ export class ChaosRun {
         ]),
       ),
       playlistReads: this.streams.reduce((n, s) => n + s.hls.watch.reads + s.ll.watch.reads, 0),
+      playlistErrors: this.streams.reduce((n, s) => n + s.hls.watch.errors + s.ll.watch.errors, 0),
     };
   }
 }
